@@ -1,0 +1,77 @@
+"""The ``kt`` command: LightningCLI with ``fit``, ``validate``, ``test`` and ``predict``.
+
+Model and data are chosen in the config (``model.class_path``, ``data.class_path``), so a new model or
+dataset needs no change here. Every subcommand first reads ``configs/trainer.yaml`` (the shared trainer
+defaults), then the files given with ``--config``, then the command line.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from kt.callbacks import PredictionWriter
+from kt.errors import KTInputError
+
+# The shared trainer defaults live in the repository's configs/ (see README); KT_TRAINER_CONFIG points
+# elsewhere, e.g. for an installed (non-editable) package.
+DEFAULT_TRAINER_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "trainer.yaml"
+AUTO = "auto"
+
+
+def trainer_config_files() -> list[str]:
+    path = Path(os.environ.get("KT_TRAINER_CONFIG", DEFAULT_TRAINER_CONFIG))
+    return [str(path)] if path.is_file() else []
+
+
+def _import(class_path: str) -> type:
+    module, _, name = class_path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+class KTCLI(LightningCLI):
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        # Always-on callbacks, configured under their own keys (checkpoint.*, early_stopping.*, ...).
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(EarlyStopping, "early_stopping")
+        parser.add_lightning_class_args(PredictionWriter, "prediction_writer")
+        # "auto": monitor what the model declares (e.g. DKT: val/auc, max), in that metric's direction.
+        parser.set_defaults({"checkpoint.monitor": AUTO, "early_stopping.monitor": AUTO})
+
+    def instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        model_class = _import(config.model.class_path)
+        for key in ("checkpoint", "early_stopping"):
+            if config[key].monitor == AUTO:
+                config[key].monitor = getattr(model_class, "monitor", "val/loss")
+                config[key].mode = getattr(model_class, "monitor_mode", "min")
+        super().instantiate_classes()
+
+
+def run_cli(args: list[str] | None = None, run: bool = True) -> KTCLI:
+    """Build (and by default run) the CLI; ``args`` replaces ``sys.argv[1:]`` (tests, notebooks)."""
+    parser_kwargs = {name: {"default_config_files": trainer_config_files()} for name in KTCLI.subcommands()}
+    return KTCLI(
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        parser_kwargs=parser_kwargs,
+        args=args,
+        run=run,
+        auto_configure_optimizers=False,
+    )
+
+
+def main(args: list[str] | None = None) -> None:
+    try:
+        run_cli(args)
+    except KTInputError as err:
+        # Bad input is the user's to fix: one line saying what and where. KT_TRACEBACK=1 shows the stack.
+        if os.environ.get("KT_TRACEBACK"):
+            raise
+        print(f"kt: error: {err}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,34 @@
+"""Deep Knowledge Tracing network (Piech et al., 2015)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class DKTNet(nn.Module):
+    """Interaction embedding -> LSTM -> one logit per skill.
+
+    The interaction at step t is ``skill + num_skills * correct`` (one token per (skill, answer) pair).
+    Output t holds, for every skill, the logit that the *next* answer on that skill is correct.
+    """
+
+    def __init__(
+        self, num_skills: int, emb_size: int = 100, hidden_size: int = 100, num_layers: int = 1, dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        self.num_skills = num_skills
+        self.embedding = nn.Embedding(2 * num_skills, emb_size)
+        self.rnn = nn.LSTM(
+            emb_size, hidden_size, num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size, num_skills)
+
+    def forward(
+        self, skills: torch.Tensor, correct: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """``skills``, ``correct``: (batch, time) int64. Returns logits (batch, time, num_skills) and the
+        recurrent state after the last step (to continue a sequence step by step)."""
+        hidden, state = self.rnn(self.embedding(skills + self.num_skills * correct), state)
+        return self.head(self.dropout(hidden)), state

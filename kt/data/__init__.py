@@ -1,0 +1,6 @@
+"""LightningDataModules, one per dataset."""
+
+from kt.data.assist2009 import Assist2009DataModule
+from kt.data.synthetic import SyntheticKTDataModule
+
+__all__ = ["Assist2009DataModule", "SyntheticKTDataModule"]
