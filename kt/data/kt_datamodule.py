@@ -10,6 +10,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
 from kt.data.sequences import Interactions, SkillVocabulary, WindowDataset, collate_windows, make_windows
+from kt.data.state import model_data_state
 
 STAGES = ("train", "val", "test", "predict")
 
@@ -59,10 +60,6 @@ class KTDataModule(LightningDataModule):
             raise RuntimeError("call setup() first: the vocabulary is built from the data")
         return self.vocab.state()
 
-    def _vocabulary_of_model(self) -> dict | None:
-        module = self.trainer.lightning_module if self.trainer is not None else None
-        return module.hparams.get("data_state") if module is not None else None
-
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
@@ -77,7 +74,7 @@ class KTDataModule(LightningDataModule):
         if parts.get("predict") is None:
             parts["predict"] = parts["test"]
 
-        state = self._vocabulary_of_model()
+        state = model_data_state(self)
         if state is not None:
             self.vocab = SkillVocabulary.from_state(state)
         else:
