@@ -15,6 +15,8 @@ from pathlib import Path
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+import kt.data  # noqa: F401  (registers the DataModules: `--data Assist2009DataModule`, `--data.help ...`)
+import kt.models  # noqa: F401  (registers the models: `--model DKT`, `--model.help DKT`)
 from kt.callbacks import PredictionWriter
 from kt.errors import KTInputError
 

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import Trainer, seed_everything
+
+from kt.data import SyntheticKTDataModule
+from kt.models import DKT
+
+
+def auc_by_ranks(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Mann-Whitney AUC with average ranks for ties: independent of torchmetrics."""
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    sorted_scores = scores[order]
+    i = 0
+    while i < len(scores):
+        j = i
+        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    pos = labels == 1
+    n_pos, n_neg = pos.sum(), (~pos).sum()
+    return (ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def tiny_data(**kwargs) -> SyntheticKTDataModule:
+    options = dict(num_students=120, num_exercises=8, steps_per_student=12, seq_len=5, batch_size=16)
+    return SyntheticKTDataModule(**(options | kwargs))
+
+
+def batch_of(dm: SyntheticKTDataModule, stage: str = "val") -> dict:
+    dm.setup("fit")
+    loader = {"val": dm.val_dataloader, "train": dm.train_dataloader}[stage]()
+    return next(iter(loader))
+
+
+def test_loss_and_outputs_ignore_padding():
+    seed_everything(0)
+    dm = tiny_data(steps_per_student=7, seq_len=10)
+    model = DKT(num_skills=8, emb_size=8, hidden_size=8)
+    batch = batch_of(dm)
+    batch["mask"][::2, 4:] = False  # pretend every other sequence ends after 4 steps
+    logit, target = model._scored(batch)
+    changed = {k: v.clone() for k, v in batch.items() if torch.is_tensor(v)}
+    pad = ~changed["mask"]
+    changed["skills"][pad] = 7
+    changed["correct"][pad] = 1 - changed["correct"][pad]
+    logit2, target2 = model._scored(changed)
+    torch.testing.assert_close(logit, logit2)
+    torch.testing.assert_close(target, target2)
+    assert len(target) == int(batch["mask"][:, 1:].sum())
+
+
+def test_next_step_alignment():
+    model = DKT(num_skills=3, emb_size=4, hidden_size=4)
+    skills = torch.tensor([[0, 2, 1]])
+    correct = torch.tensor([[1, 0, 1]])
+    logits = model(skills, correct)
+    logit, answer = model.next_step_logits({"skills": skills, "correct": correct})
+    assert logit.tolist() == [[logits[0, 0, 2].item(), logits[0, 1, 1].item()]]
+    assert answer.tolist() == [[0, 1]]
+
+
+def test_logged_auc_and_accuracy_match_an_independent_computation():
+    seed_everything(0)
+    dm = tiny_data()
+    model = DKT(emb_size=8, hidden_size=8)
+    trainer = Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                      enable_model_summary=False)
+    trainer.fit(model, dm)
+    logged = trainer.validate(model, dm, verbose=False)[0]
+    model.eval()
+    scores, labels = [], []
+    with torch.no_grad():
+        for batch in dm.val_dataloader():
+            logit, target = model._scored(batch)
+            scores.append(torch.sigmoid(logit).numpy())
+            labels.append(target.numpy())
+    scores, labels = np.concatenate(scores), np.concatenate(labels)
+    assert logged["val/auc"] == pytest.approx(auc_by_ranks(scores, labels), abs=1e-6)
+    assert logged["val/acc"] == pytest.approx(((scores >= 0.5) == labels).mean(), abs=1e-6)
+    expected_loss = F.binary_cross_entropy(torch.tensor(scores), torch.tensor(labels)).item()
+    assert logged["val/loss"] == pytest.approx(expected_loss, rel=1e-4)
+
+
+def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
+    seed_everything(0)
+    dm = tiny_data()
+    model = DKT(emb_size=8, hidden_size=8)
+    trainer = Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                      enable_model_summary=False, limit_val_batches=1)
+    trainer.fit(model, dm)
+    path = tmp_path / "dkt.ckpt"
+    trainer.save_checkpoint(path)
+    raw = torch.load(path, weights_only=True)  # plain types only: loads without unpickling code
+    assert raw["hyper_parameters"]["data_state"]["skills"] == [str(i) for i in range(8)]
+    loaded = DKT.load_from_checkpoint(path, map_location="cpu")
+    assert loaded.vocabulary.names[0].startswith("exercise 0")
+    batch = batch_of(dm)
+    model.eval()
+    loaded.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(batch["skills"], batch["correct"]),
+                                   loaded(batch["skills"], batch["correct"]), rtol=0, atol=0)
