@@ -65,6 +65,9 @@ def run_cli(args: list[str] | None = None, run: bool = True) -> KTCLI:
         args=args,
         run=run,
         auto_configure_optimizers=False,
+        # Runs with a logger save config.yaml in their fresh version folder; without one, Lightning would write
+        # it into the working directory and refuse every later run there.
+        save_config_kwargs={"overwrite": True},
     )
 
 
