@@ -106,3 +106,14 @@ def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(model(batch["skills"], batch["correct"]),
                                    loaded(batch["skills"], batch["correct"]), rtol=0, atol=0)
+
+
+def test_bf16_mixed_precision_trains_on_cpu():
+    seed_everything(0)
+    dm = tiny_data()
+    model = DKT(emb_size=8, hidden_size=8)
+    trainer = Trainer(precision="bf16-mixed", max_steps=3, limit_val_batches=1, logger=False,
+                      enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model, dm)
+    assert torch.isfinite(trainer.callback_metrics["train/loss_step"])
+    assert 0.0 <= trainer.callback_metrics["val/auc"].item() <= 1.0

@@ -30,5 +30,12 @@ class DKTNet(nn.Module):
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """``skills``, ``correct``: (batch, time) int64. Returns logits (batch, time, num_skills) and the
         recurrent state after the last step (to continue a sequence step by step)."""
-        hidden, state = self.rnn(self.embedding(skills + self.num_skills * correct), state)
+        x = self.embedding(skills + self.num_skills * correct)
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            # oneDNN has no reduced-precision LSTM on every CPU ("could not create a primitive descriptor"
+            # under bf16-mixed): keep the recurrence in float32 there. On CUDA, autocast handles the LSTM.
+            with torch.autocast("cpu", enabled=False):
+                hidden, state = self.rnn(x.float(), state)
+        else:
+            hidden, state = self.rnn(x, state)
         return self.head(self.dropout(hidden)), state

@@ -107,6 +107,8 @@ class Assist2009DataModule(KTDataModule):
         for name in self.files.values():
             if name is not None:
                 self._path(name)
+        if self.format == "three_line":
+            self._three_line_names()
 
     def load(self) -> dict[str, Interactions | None]:
         parts = {stage: self._read(name) if name else None for stage, name in self.files.items()}
