@@ -112,7 +112,7 @@ def test_bf16_mixed_precision_trains_on_cpu():
     seed_everything(0)
     dm = tiny_data()
     model = DKT(emb_size=8, hidden_size=8)
-    trainer = Trainer(precision="bf16-mixed", max_steps=3, limit_val_batches=1, logger=False,
+    trainer = Trainer(precision="bf16-mixed", max_epochs=1, limit_train_batches=3, limit_val_batches=1, logger=False,
                       enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(model, dm)
     assert torch.isfinite(trainer.callback_metrics["train/loss_step"])
