@@ -1,0 +1,172 @@
+"""Epochs per second of the ML2022Spring HW1 seed configuration: kt vs the seed's own training loop.
+
+Both train the seed's network (116 features -> 16 -> 8 -> 1, ReLU, MSE, SGD lr 1e-5 momentum 0.9, batch 256)
+on the seed's split of covid.train.csv, validate every epoch, keep the best weights on disk and log to
+TensorBoard, in the same process on the same machine, one after the other. The seed loop is the course's
+sample code (per-row ``Dataset.__getitem__`` + ``DataLoader``, tqdm bar per epoch); kt is
+``kt fit --config configs/mlp_covid.yaml``. Only the training loop is timed (not imports or CSV reading).
+
+    OMP_NUM_THREADS=1 python scripts/bench_mlp_covid.py --data-dir ../shared/data/covid --epochs 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from lightning.pytorch import Callback
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, random_split
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ------------------------------------------------------------------------------ the seed (HW1 sample code)
+class COVID19Dataset(Dataset):
+    def __init__(self, x, y=None):
+        self.y = y if y is None else torch.FloatTensor(y)
+        self.x = torch.FloatTensor(x)
+
+    def __getitem__(self, idx):
+        return self.x[idx] if self.y is None else (self.x[idx], self.y[idx])
+
+    def __len__(self):
+        return len(self.x)
+
+
+class My_Model(nn.Module):  # noqa: N801 - the seed's name
+    def __init__(self, input_dim):
+        super().__init__()
+        self.layers = nn.Sequential(nn.Linear(input_dim, 16), nn.ReLU(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 1))
+
+    def forward(self, x):
+        return self.layers(x).squeeze(1)
+
+
+def seed_trainer(train_loader, valid_loader, model, n_epochs, save_path, log_dir, early_stop=400):
+    criterion = nn.MSELoss(reduction="mean")
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-5, momentum=0.9)
+    writer = SummaryWriter(log_dir)
+    best_loss, step, early_stop_count = math.inf, 0, 0
+    for epoch in range(n_epochs):
+        model.train()
+        loss_record = []
+        train_pbar = tqdm(train_loader, position=0, leave=True)
+        for x, y in train_pbar:
+            optimizer.zero_grad()
+            pred = model(x)
+            loss = criterion(pred, y)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            loss_record.append(loss.detach().item())
+            train_pbar.set_description(f"Epoch [{epoch + 1}/{n_epochs}]")
+            train_pbar.set_postfix({"loss": loss.detach().item()})
+        mean_train_loss = sum(loss_record) / len(loss_record)
+        writer.add_scalar("Loss/train", mean_train_loss, step)
+        model.eval()
+        loss_record = []
+        for x, y in valid_loader:
+            with torch.no_grad():
+                loss = criterion(model(x), y)
+            loss_record.append(loss.item())
+        mean_valid_loss = sum(loss_record) / len(loss_record)
+        print(f"Epoch [{epoch + 1}/{n_epochs}]: Train loss: {mean_train_loss:.4f}, Valid loss: {mean_valid_loss:.4f}")
+        writer.add_scalar("Loss/valid", mean_valid_loss, step)
+        if mean_valid_loss < best_loss:
+            best_loss = mean_valid_loss
+            torch.save(model.state_dict(), save_path)
+            early_stop_count = 0
+        else:
+            early_stop_count += 1
+        if early_stop_count >= early_stop:
+            break
+    writer.close()
+    return epoch + 1, best_loss
+
+
+def run_seed(data_dir: Path, epochs: int, workdir: Path) -> tuple[float, int, float]:
+    torch.manual_seed(5201314)
+    data = pd.read_csv(data_dir / "covid.train.csv").values
+    n_valid = int(0.2 * len(data))
+    train, valid = random_split(data, [len(data) - n_valid, n_valid], generator=torch.Generator().manual_seed(5201314))
+    train, valid = np.array(train), np.array(valid)
+    # The seed's select_feat(select_all=True) also fed the id column; here the same 116 features as kt.
+    train_set = COVID19Dataset(train[:, 1:-1], train[:, -1])
+    valid_set = COVID19Dataset(valid[:, 1:-1], valid[:, -1])
+    train_loader = DataLoader(train_set, batch_size=256, shuffle=True, pin_memory=torch.cuda.is_available())
+    valid_loader = DataLoader(valid_set, batch_size=256, shuffle=True, pin_memory=torch.cuda.is_available())
+    model = My_Model(train_set.x.shape[1])
+    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null), contextlib.redirect_stderr(null):
+        start = time.perf_counter()
+        done, best = seed_trainer(train_loader, valid_loader, model, epochs, workdir / "seed.ckpt", workdir / "seed_tb")
+        elapsed = time.perf_counter() - start
+    return elapsed, done, best
+
+
+# ------------------------------------------------------------------------------ kt
+class EpochTimer(Callback):
+    def on_train_start(self, trainer, pl_module):
+        self.start = time.perf_counter()
+
+    def on_train_end(self, trainer, pl_module):
+        self.elapsed = time.perf_counter() - self.start
+        self.epochs = trainer.current_epoch
+
+
+def run_kt(data_dir: Path, epochs: int, workdir: Path, config: str, extra: list[str]) -> tuple[float, int, float]:
+    from kt.cli import run_cli
+
+    timer = EpochTimer()
+    args = [
+        "--config", str(ROOT / config), "--data.init_args.data_dir", str(data_dir),
+        "--trainer.max_epochs", str(epochs), "--trainer.logger.init_args.save_dir", str(workdir / "kt_logs"),
+        "--trainer.enable_model_summary", "false",
+    ] + extra  # fmt: skip
+    cli = run_cli(args, run=False)
+    cli.trainer.callbacks.append(timer)
+    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null), contextlib.redirect_stderr(null):
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    best = cli.trainer.checkpoint_callback.best_model_score
+    return timer.elapsed, timer.epochs, float(best) if best is not None else math.nan
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    default_dir = Path(os.environ.get("KT_DATA_DIR", ROOT.parent / "shared" / "data")) / "covid"
+    parser.add_argument("--data-dir", type=Path, default=default_dir)
+    parser.add_argument("--epochs", type=int, default=300)
+    parser.add_argument("--config", default="configs/mlp_covid.yaml")
+    parser.add_argument("--kt-arg", action="append", default=[], help="extra `kt fit` argument (repeatable)")
+    parser.add_argument("--skip-seed", action="store_true", help="time kt only")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for both (the default: 1)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        seed_s, seed_epochs, seed_best = (
+            (1.0, 1, math.nan) if args.skip_seed else run_seed(args.data_dir, args.epochs, workdir)
+        )
+        kt_s, kt_epochs, kt_best = run_kt(args.data_dir, args.epochs, workdir, args.config, args.kt_arg)
+    seed_rate, kt_rate = seed_epochs / seed_s, kt_epochs / kt_s
+    print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} thread(s)", file=sys.stderr)
+    print(
+        f"seed loop: {seed_epochs} epochs in {seed_s:.2f} s = {seed_rate:.1f} epochs/s (best val mse {seed_best:.3f})"
+    )
+    print(f"kt:        {kt_epochs} epochs in {kt_s:.2f} s = {kt_rate:.1f} epochs/s (best val mse {kt_best:.3f})")
+    print(f"speed-up:  {kt_rate / seed_rate:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

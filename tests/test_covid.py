@@ -1,0 +1,273 @@
+"""CovidDataModule and MLPRegressor: parsing and errors, no leakage, pred.csv, checkpoint round trip."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from lightning.pytorch import Trainer
+
+from kt.cli import run_cli
+from kt.data.covid import CovidDataModule, feature_names, read_covid_csv, split_rows, univariate_scores
+from kt.data.tensor_batches import TensorBatches
+from kt.errors import KTInputError
+from kt.models.mlp import MLPRegressor
+
+STATES = ["AL", "AK"]
+DAILY = ["cli", "tested_positive"]
+DAYS = 3
+
+
+def header() -> list[str]:
+    return ["id", *STATES] + DAILY * (DAYS - 1) + ["cli", "tested_positive"]
+
+
+def make_csv(path: Path, rows: int = 60, seed: int = 0, target: bool = True) -> pd.DataFrame:
+    """A tiny CSV shaped like covid.train.csv: id, one-hot states, days of features, the target last."""
+    rng = np.random.default_rng(seed)
+    state = rng.integers(len(STATES), size=rows)
+    data = {"id": np.arange(rows) + 100}
+    columns = [np.eye(len(STATES))[state][:, i] for i in range(len(STATES))]
+    level = rng.uniform(5, 20, size=rows)
+    for _ in range(DAYS):
+        columns += [level + rng.normal(size=rows), level + 0.1 * rng.normal(size=rows)]
+    frame = pd.DataFrame(np.column_stack(columns))
+    frame.insert(0, "id", data["id"])
+    frame.columns = header()
+    if not target:
+        frame = frame.iloc[:, :-1]
+    with open(path, "w") as handle:
+        handle.write(",".join(frame.columns) + "\n")
+        frame.to_csv(handle, index=False, header=False)
+    return frame
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    make_csv(tmp_path / "covid.train.csv")
+    make_csv(tmp_path / "covid.test.csv", rows=25, seed=1, target=False)
+    return tmp_path
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# ------------------------------------------------------------------------------------------------- parsing
+def test_reads_ids_header_and_values(data_dir: Path) -> None:
+    table = read_covid_csv(data_dir / "covid.train.csv")
+    assert table.header == header()
+    assert table.ids[:3] == ["100", "101", "102"]
+    assert table.values.shape == (60, len(header()) - 1)
+    assert feature_names(header()) == ["AL", "AK", "cli_d1", "tested_positive_d1", "cli_d2", "tested_positive_d2",
+                                       "cli_d3"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("3,1,0,1,2,3,4,5,x", "line 4, column 9 (tested_positive): expected a finite number, got 'x'"),
+        ("3,1,0,1,2,3,4,5,", "line 4, column 9 (tested_positive): expected a finite number, got an empty cell"),
+        ("3,1,0,1,2,3,4,nan,1", "line 4, column 8 (cli): expected a finite number, got 'nan'"),
+        ("3,1,0,1,2,3,4,5", "line 4: 8 columns, expected 9 as in the header"),
+        (",1,0,1,2,3,4,5,6", "line 4, column 1 (id): empty id"),
+        ("1,1,0,1,2,3,4,5,6", "line 4, column 1 (id): id '1' occurs more than once"),
+    ],
+)
+def test_bad_cells_name_file_line_and_column(tmp_path: Path, line: str, message: str) -> None:
+    good = ["1,1,0,1,2,3,4,5,6", "2,0,1,1,2,3,4,5,6"]
+    path = write_lines(tmp_path / "bad.csv", [",".join(header()), *good, line])
+    with pytest.raises(KTInputError) as err:
+        read_covid_csv(path)
+    assert str(err.value) == f"{path}, {message}"
+
+
+def test_missing_file_and_wrong_header(tmp_path: Path, data_dir: Path) -> None:
+    with pytest.raises(KTInputError, match="not found"):
+        CovidDataModule(data_dir=str(tmp_path / "nowhere")).setup("fit")
+    path = write_lines(tmp_path / "other.csv", ["id,a,b", "1,2,3"])
+    with pytest.raises(KTInputError, match=r"line 1: 3 columns, expected 8"):
+        read_covid_csv(path, header()[:-1])
+
+
+# ------------------------------------------------------------------------------------------------- splits
+def test_seed_split_matches_random_split() -> None:
+    rows = split_rows(2299, 0.2, 5201314)
+    train, valid = torch.utils.data.random_split(
+        range(2299), [1840, 459], generator=torch.Generator().manual_seed(5201314)
+    )
+    assert rows["train"].tolist() == list(train.indices)
+    assert rows["val"].tolist() == list(valid.indices)
+
+
+def test_folds_partition_the_rows() -> None:
+    folds = [split_rows(103, 0.2, 7, k, 5) for k in range(5)]
+    tests = np.concatenate([f["test"] for f in folds])
+    assert sorted(tests.tolist()) == list(range(103))
+    for f in folds:
+        parts = [set(f[name].tolist()) for name in ("train", "val", "test")]
+        assert not (parts[0] & parts[1]) and not (parts[0] & parts[2]) and not (parts[1] & parts[2])
+        assert sum(map(len, parts)) == 103
+
+
+# ------------------------------------------------------------------------------------------------- features
+def test_feature_selection_by_index_name_and_top_k(data_dir: Path) -> None:
+    dm = CovidDataModule(data_dir=str(data_dir), features=[1, "tested_positive", "cli_d3"])
+    dm.setup("fit")
+    assert dm.data_state["columns"] == [1, 4, 6, 7]
+    assert dm.data_state["names"] == ["AL", "tested_positive_d1", "tested_positive_d2", "cli_d3"]
+    with pytest.raises(KTInputError, match="column 8 is not a feature column"):
+        CovidDataModule(data_dir=str(data_dir), features=[8]).setup("fit")
+    with pytest.raises(KTInputError, match="no feature column named 'nope'"):
+        CovidDataModule(data_dir=str(data_dir), features=["nope"]).setup("fit")
+    dm = CovidDataModule(data_dir=str(data_dir), top_k=2)
+    dm.setup("fit")
+    table = read_covid_csv(data_dir / "covid.train.csv")
+    train = split_rows(len(table), 0.2, dm.seed)["train"]
+    scores = univariate_scores(table.values[train, :-1], table.values[train, -1])
+    assert dm.data_state["columns"] == sorted((np.argsort(-scores)[:2] + 1).tolist())
+
+
+def test_univariate_scores_are_abs_pearson() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 3))
+    x[:, 2] = 1.0
+    y = 2 * x[:, 0] + rng.normal(size=50)
+    expected = [abs(np.corrcoef(x[:, j], y)[0, 1]) for j in range(2)] + [0.0]
+    np.testing.assert_allclose(univariate_scores(x, y), expected)
+
+
+def test_scaler_and_selection_use_training_rows_only(data_dir: Path, tmp_path: Path) -> None:
+    dm = CovidDataModule(data_dir=str(data_dir), top_k=3)
+    dm.setup("fit")
+    table = read_covid_csv(data_dir / "covid.train.csv")
+    train = split_rows(len(table), 0.2, dm.seed)["train"]
+    cols = [c - 1 for c in dm.data_state["columns"]]
+    np.testing.assert_allclose(dm.data_state["mean"], table.values[train][:, cols].mean(0))
+    np.testing.assert_allclose(dm.data_state["std"], table.values[train][:, cols].std(0))
+    # Change every validation row wildly: the state must not move.
+    frame = pd.read_csv(data_dir / "covid.train.csv")
+    valid = split_rows(len(table), 0.2, dm.seed)["val"]
+    frame.iloc[valid, 1:] = frame.iloc[valid, 1:] * 100 + 7
+    other = tmp_path / "changed"
+    other.mkdir()
+    with open(other / "covid.train.csv", "w") as handle:  # the original header (pandas renames repeats)
+        handle.write(",".join(header()) + "\n")
+        frame.to_csv(handle, index=False, header=False)
+    changed = CovidDataModule(data_dir=str(other), top_k=3)
+    changed.setup("fit")
+    assert changed.data_state == dm.data_state
+    # ... while the validation tensors do change (and are encoded with the training statistics).
+    assert not torch.equal(changed.splits["val"]["x"], dm.splits["val"]["x"])
+
+
+def test_state_is_plain_python(data_dir: Path) -> None:
+    dm = CovidDataModule(data_dir=str(data_dir))
+    dm.setup("fit")
+
+    def plain(value) -> bool:
+        if isinstance(value, dict):
+            return all(isinstance(k, str) and plain(v) for k, v in value.items())
+        if isinstance(value, list):
+            return all(plain(v) for v in value)
+        return type(value) in (str, int, float, bool)
+
+    assert plain(dm.data_state)
+
+
+def test_tensor_batches_cover_every_row_once() -> None:
+    x = torch.arange(10.0)[:, None]
+    batches = list(TensorBatches({"x": x, "y": x[:, 0]}, batch_size=4, shuffle=True))
+    assert [len(b["x"]) for b in batches] == [4, 4, 2]
+    assert sorted(torch.cat([b["y"] for b in batches]).tolist()) == list(range(10))
+    (whole,) = TensorBatches({"x": x}, batch_size=4, shuffle=False, whole_epoch=True)
+    assert whole["batch_size"] == 4 and torch.equal(whole["x"], x)
+
+
+# ------------------------------------------------------------------------------------------------- model
+def test_default_network_is_the_seed_one() -> None:
+    model = MLPRegressor(input_size=116)
+    linears = [m for m in model.net.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(116, 16), (16, 8), (8, 1)]
+    assert (model.hparams.optimizer, model.hparams.lr, model.hparams.momentum) == ("sgd", 1e-5, 0.9)
+    assert model(torch.zeros(5, 116)).shape == (5,)
+
+
+def test_metrics_match_numpy(data_dir: Path, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    dm = CovidDataModule(data_dir=str(data_dir))
+    model = MLPRegressor(optimizer="adam", lr=1e-2)
+    trainer = Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                      enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
+    trainer.fit(model, datamodule=dm)
+    (metrics,) = trainer.test(model, datamodule=dm, verbose=False)
+    with torch.no_grad():
+        pred = model(dm.splits["test"]["x"]).numpy().astype(np.float64)
+    y = dm.splits["test"]["y"].numpy().astype(np.float64)
+    assert metrics["test/mse"] == pytest.approx(np.mean((pred - y) ** 2), rel=1e-4)
+    assert metrics["test/mae"] == pytest.approx(np.mean(np.abs(pred - y)), rel=1e-4)
+    assert metrics["test/r2"] == pytest.approx(1 - np.sum((pred - y) ** 2) / np.sum((y - y.mean()) ** 2), rel=1e-4)
+
+
+# ------------------------------------------------------------------------------------------------- CLI
+def cli_args(data_dir: Path, tmp_path: Path, *extra: str) -> list[str]:
+    config = Path(__file__).resolve().parent.parent / "configs" / "mlp_covid_tuned.yaml"
+    return [
+        "--config", str(config), "--data.init_args.data_dir", str(data_dir),
+        "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"), "--trainer.enable_model_summary", "false",
+        "--data.init_args.top_k", "3", *extra,
+    ]  # fmt: skip
+
+
+def test_fit_predict_and_checkpoint_round_trip(data_dir: Path, tmp_path: Path) -> None:
+    run_cli(["fit", *cli_args(data_dir, tmp_path, "--trainer.max_epochs", "3")])
+    ckpt = next((tmp_path / "logs").rglob("last.ckpt"))
+    pred = tmp_path / "pred.csv"
+    args = cli_args(data_dir, tmp_path, "--ckpt_path", str(ckpt), "--prediction_writer.output_path", str(pred))
+    run_cli(["predict", *args])
+    lines = pred.read_text().splitlines()
+    assert lines[0] == "id,tested_positive"
+    test = pd.read_csv(data_dir / "covid.test.csv")
+    written = pd.read_csv(pred)
+    assert written["id"].tolist() == test["id"].tolist()
+    assert np.isfinite(written["tested_positive"]).all()
+
+    # Round trip: the checkpoint alone (features, scaler, weights) gives the same predictions, even with a
+    # data config that would select other features if it were refitted.
+    model = MLPRegressor.load_from_checkpoint(ckpt, weights_only=True)
+    state = model.hparams.data_state
+    table = read_covid_csv(data_dir / "covid.test.csv")
+    x = (table.values[:, [c - 1 for c in state["columns"]]] - state["mean"]) / state["std"]
+    model.eval()
+    with torch.no_grad():
+        expected = model(torch.as_tensor(x, dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(written["tested_positive"], expected, rtol=1e-5, atol=1e-5)
+    pred2 = tmp_path / "pred2.csv"
+    args = cli_args(data_dir, tmp_path, "--ckpt_path", str(ckpt), "--prediction_writer.output_path", str(pred2))
+    run_cli(["predict", *args, "--data.init_args.top_k", "5", "--data.init_args.features", "[1, 2]"])
+    assert pred2.read_text() == pred.read_text()
+
+
+def test_kfold_from_the_cli(data_dir: Path, tmp_path: Path) -> None:
+    cli = run_cli(["fit", *cli_args(data_dir, tmp_path, "--trainer.max_epochs", "1", "--data.init_args.fold", "2")])
+    rows = split_rows(60, 0.2, 5201314, 2, 5)
+    assert cli.datamodule.splits["test"]["ids"] == [str(100 + i) for i in rows["test"]]
+    assert cli.model.hparams.data_state["columns"] == cli.datamodule.data_state["columns"]
+
+
+def test_real_data_shapes() -> None:
+    root = os.environ.get("KT_DATA_DIR")
+    if not root or not (Path(root) / "covid" / "covid.train.csv").is_file():
+        pytest.skip("set KT_DATA_DIR to the folder with covid/covid.train.csv")
+    dm = CovidDataModule(data_dir=str(Path(root) / "covid"), top_k=20)
+    dm.setup("fit")
+    assert len(dm.splits["train"]["x"]) == 1840 and len(dm.splits["val"]["x"]) == 459
+    assert dm.splits["train"]["x"].shape[1] == 20
+    assert set(dm.data_state["names"]) >= {f"tested_positive_d{d}" for d in range(1, 5)}
+    dm.setup("predict")
+    assert len(dm.splits["predict"]["ids"]) == 1078
