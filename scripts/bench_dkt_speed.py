@@ -56,7 +56,7 @@ def plain_loop(cli, epochs: int) -> list[float]:
     """The loop a user would write by hand around the same network and DataLoader."""
     hp = cli.model.hparams
     seed_everything(0)
-    net = DKTNet(len(cli.datamodule.vocab), hp.emb_size, hp.hidden_size, hp.num_layers, hp.dropout)
+    net = DKTNet(len(cli.datamodule.vocab), hp.emb_size, hp.hidden_size, hp.num_layers, hp.dropout, hp.backbone)
     optimizer = torch.optim.Adam(net.parameters(), lr=hp.lr)
     loader = cli.datamodule.train_dataloader()
     seconds = []

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from lightning.pytorch import Trainer, seed_everything
 
 from kt.data import SyntheticKTDataModule
+from kt.knowledge_state import KnowledgeTracer
 from kt.models import DKT
 
 
@@ -38,10 +39,11 @@ def batch_of(dm: SyntheticKTDataModule, stage: str = "val") -> dict:
     return next(iter(loader))
 
 
-def test_loss_and_outputs_ignore_padding():
+@pytest.mark.parametrize("backbone", ["lstm", "gru"])
+def test_loss_and_outputs_ignore_padding(backbone):
     seed_everything(0)
     dm = tiny_data(steps_per_student=7, seq_len=10)
-    model = DKT(num_skills=8, emb_size=8, hidden_size=8)
+    model = DKT(num_skills=8, emb_size=8, hidden_size=8, backbone=backbone)
     batch = batch_of(dm)
     batch["mask"][::2, 4:] = False  # pretend every other sequence ends after 4 steps
     logit, target = model._scored(batch)
@@ -106,6 +108,12 @@ def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(model(batch["skills"], batch["correct"]),
                                    loaded(batch["skills"], batch["correct"]), rtol=0, atol=0)
+    # The step-by-step API reads the same checkpoint alone.
+    tracer = KnowledgeTracer.from_checkpoint(str(path))
+    tracer.add("s", "3", 1)
+    with torch.no_grad():
+        expected = torch.sigmoid(model(torch.tensor([[3]]), torch.tensor([[1]])))[0, 0].numpy()
+    np.testing.assert_allclose(tracer.probability_vector("s"), expected, atol=1e-6)
 
 
 def test_bf16_mixed_precision_trains_on_cpu():

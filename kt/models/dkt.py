@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torchmetrics import MetricCollection
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC
 
-from kt.components.dkt_net import DKTNet
+from kt.components.dkt_net import Backbone, DKTNet
 from kt.data.sequences import SkillVocabulary
 from kt.models.base import KTModule, Optimizer, Scheduler
 
@@ -20,9 +20,10 @@ class DKT(KTModule):
     Args:
         num_skills: number of skills; taken from the data when left empty.
         emb_size: size of the interaction embedding.
-        hidden_size: LSTM hidden size.
-        num_layers: stacked LSTM layers.
-        dropout: dropout on the LSTM output (and between LSTM layers).
+        hidden_size: recurrent hidden size.
+        num_layers: stacked recurrent layers.
+        dropout: dropout on the recurrent output (and between recurrent layers).
+        backbone: the recurrent core, ``lstm`` (the DKT paper's) or ``gru``.
         optimizer: ``adam``, ``adamw`` or ``sgd`` (with ``momentum``).
         lr: learning rate.
         weight_decay: L2 penalty.
@@ -42,6 +43,7 @@ class DKT(KTModule):
         hidden_size: int = 100,
         num_layers: int = 1,
         dropout: float = 0.0,
+        backbone: Backbone = "lstm",
         optimizer: Optimizer = "adam",
         lr: float = 1e-3,
         weight_decay: float = 0.0,
@@ -63,15 +65,17 @@ class DKT(KTModule):
     def _build(self, num_skills: int) -> None:
         hp = self.hparams
         self.hparams.num_skills = num_skills
-        self.net = DKTNet(num_skills, hp.emb_size, hp.hidden_size, hp.num_layers, hp.dropout)
+        self.net = DKTNet(num_skills, hp.emb_size, hp.hidden_size, hp.num_layers, hp.dropout, hp.backbone)
 
     @property
     def vocabulary(self) -> SkillVocabulary | None:
         state = self.hparams.data_state
         return SkillVocabulary.from_state(state) if state is not None else None
 
-    def setup(self, stage: str) -> None:
+    def configure_model(self) -> None:
         # A model configured without a vocabulary takes the training data's (and saves it in checkpoints).
+        # configure_model rather than setup: weight-averaging callbacks copy the model in their own setup,
+        # which runs before the module's, and call configure_model first to get the layers built.
         if self.net is None:
             self.hparams.data_state = self.trainer.datamodule.data_state
             self._build(len(self.hparams.data_state["skills"]))

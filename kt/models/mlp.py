@@ -73,8 +73,9 @@ class MLPRegressor(KTModule):
         self.hparams.input_size = input_size
         self.net = MLP(input_size, list(hp.hidden_sizes), 1, hp.activation, hp.dropout, hp.batch_norm)
 
-    def setup(self, stage: str) -> None:
-        # A model configured without a data state takes the training data's (and saves it in checkpoints).
+    def configure_model(self) -> None:
+        # A model configured without a data state takes the training data's (and saves it in checkpoints);
+        # configure_model rather than setup for the same reason as DKT's (weight-averaging callbacks).
         if self.net is None:
             self.hparams.data_state = self.trainer.datamodule.data_state
             self._build(len(self.hparams.data_state["columns"]))
