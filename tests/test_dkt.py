@@ -125,3 +125,14 @@ def test_bf16_mixed_precision_trains_on_cpu():
     trainer.fit(model, dm)
     assert torch.isfinite(trainer.callback_metrics["train/loss_step"])
     assert 0.0 <= trainer.callback_metrics["val/auc"].item() <= 1.0
+
+
+def test_eval_seq_len_keeps_whole_sequences_for_evaluation_only():
+    dm = tiny_data(steps_per_student=12, seq_len=5, eval_seq_len=50)
+    dm.setup("fit")
+    train_lengths = {len(w.skills) for w in dm.datasets["train"].windows}
+    assert max(train_lengths) == 6  # windows of seq_len + 1 steps, overlapping by one
+    for stage in ("val", "test", "predict"):
+        assert {len(w.skills) for w in dm.datasets[stage].windows} == {12}, stage
+    # Every step but each student's first is still scored exactly once.
+    assert sum(int(b["mask"][:, 1:].sum()) for b in dm.val_dataloader()) == 11 * len(dm.datasets["val"].windows)

@@ -68,13 +68,14 @@ class Assist2009DataModule(KTDataModule):
         raw_sha256: str | None = None,
         cache: bool = True,
         seq_len: int = 100,
+        eval_seq_len: int | None = None,
         batch_size: int = 64,
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
         split_seed: int = 42,
         num_workers: int = 0,
     ) -> None:
-        super().__init__(seq_len, batch_size, val_fraction, test_fraction, split_seed, num_workers)
+        super().__init__(seq_len, eval_seq_len, batch_size, val_fraction, test_fraction, split_seed, num_workers)
         self.data_dir = Path(data_dir)
         self.format = format
         self.files = {"train": train_file, "val": val_file, "test": test_file, "predict": predict_file}

@@ -21,11 +21,17 @@ class KTDataModule(LightningDataModule):
     The skill vocabulary is built from the data at ``fit`` time and travels in the model's checkpoint.
     When the model already has one (loaded from a checkpoint), the data is encoded with the model's
     vocabulary instead, so a skill index always means the same skill to the model.
+
+    Sequences longer than ``seq_len`` are cut into windows for training (shorter backpropagation through
+    time, batches of even length); ``eval_seq_len`` (default: ``seq_len``) is the window for validation,
+    test and predict, where a longer one lets the model keep a student's whole history instead of starting
+    from an empty state every ``seq_len`` steps.
     """
 
     def __init__(
         self,
         seq_len: int = 100,
+        eval_seq_len: int | None = None,
         batch_size: int = 64,
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
@@ -34,6 +40,7 @@ class KTDataModule(LightningDataModule):
     ) -> None:
         super().__init__()
         self.seq_len = seq_len
+        self.eval_seq_len = eval_seq_len or seq_len
         self.batch_size = batch_size
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
@@ -85,12 +92,13 @@ class KTDataModule(LightningDataModule):
 
         for name in STAGES:
             data = parts[name]
-            windows = make_windows(data, self.vocab, self.seq_len, where=f"{type(self).__name__} {name}")
+            seq_len = self.seq_len if name == "train" else self.eval_seq_len
+            windows = make_windows(data, self.vocab, seq_len, where=f"{type(self).__name__} {name}")
             self.datasets[name] = WindowDataset(windows)
             singles = sum(len(s) < 2 for s in data.skills)
             rank_zero_info(
                 f"{name}: {len(data):,} students, {data.num_interactions:,} interactions, "
-                f"{len(windows):,} windows of <= {self.seq_len + 1} steps"
+                f"{len(windows):,} windows of <= {seq_len + 1} steps"
                 + (f"; {singles} students with a single interaction have nothing to score" if singles else "")
             )
         rank_zero_info(f"{len(self.vocab)} skills")

@@ -65,13 +65,14 @@ class SyntheticKTDataModule(KTDataModule):
         learning_gain: float = 0.1,
         seed: int = 0,
         seq_len: int = 100,
+        eval_seq_len: int | None = None,
         batch_size: int = 64,
         val_fraction: float = 0.2,
         test_fraction: float = 0.2,
         split_seed: int = 42,
         num_workers: int = 0,
     ) -> None:
-        super().__init__(seq_len, batch_size, val_fraction, test_fraction, split_seed, num_workers)
+        super().__init__(seq_len, eval_seq_len, batch_size, val_fraction, test_fraction, split_seed, num_workers)
         self.simulation = dict(
             num_students=num_students,
             num_exercises=num_exercises,
