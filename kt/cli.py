@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,18 @@ class KTCLI(LightningCLI):
             self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
         except KTUsageError as err:
             raise KTUsageError(f"checkpoint {ckpt_path}: hyperparameters that {cls.__name__} refuses: {err}") from None
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        # A run stopped by bad input leaves nothing behind: not even the (empty) log folder it just created.
+        # Predictions are written atomically at the end and checkpoints only after a validated epoch.
+        log_dir = getattr(self.trainer.logger, "log_dir", None) if self.trainer.logger else None
+        fresh = Path(log_dir) if log_dir and not Path(log_dir).exists() else None
+        try:
+            super()._run_subcommand(subcommand)
+        except KTInputError:
+            if fresh is not None and fresh.is_dir() and not any(fresh.rglob("*.ckpt")):
+                shutil.rmtree(fresh, ignore_errors=True)
+            raise
 
     def _prepare_subcommand_kwargs(self, subcommand: str) -> dict[str, Any]:
         kwargs = super()._prepare_subcommand_kwargs(subcommand)
