@@ -179,3 +179,25 @@ def test_weights_only_false_is_refused(tmp_path, capsys):
         main(["predict", "--model", "MLPRegressor", "--data", "CovidDataModule", "--ckpt_path", str(path),
               "--weights_only", "false", "--trainer.logger", "false"])
     assert "weights_only false is not supported" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------- prediction CSV
+def test_a_crash_while_writing_predictions_leaves_no_half_file(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from kt.callbacks import write_csv_atomically
+
+    target = tmp_path / "pred.csv"
+    write_csv_atomically(pd.DataFrame({"id": [1, 2], "y": [0.5, 0.25]}), target)
+    before = target.read_text()
+    assert before == "id,y\n1,0.5\n2,0.25\n"
+
+    def crash_halfway(self, handle, **kwargs):
+        handle.write("id,y\n1,")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", crash_halfway)
+    with pytest.raises(OSError, match="disk full"):
+        write_csv_atomically(pd.DataFrame({"id": [3], "y": [1.0]}), target)
+    assert target.read_text() == before  # the previous file, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["pred.csv"]  # and no temporary file left
