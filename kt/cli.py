@@ -66,7 +66,19 @@ class KTArgumentParser(LightningArgumentParser):
         # Parsers that do not exit on error (jsonargparse tries Union subtypes with them) keep raising theirs.
         if not self.exit_on_error:
             return super().error(message, ex)
-        raise KTUsageError(f"{one_line(message)} (see `kt <subcommand> --help`)")
+        raise KTUsageError(f"{one_line(message)} ({self._help_hint(message)})")
+
+    def _help_hint(self, message: str) -> str:
+        subcommands = LightningCLI.subcommands()
+        named = [w for w in self.prog.split() if w in subcommands] + re.findall(r"Subcommand '(\w+)'", message)
+        if not named:
+            return "see `kt --help`"
+        # An option of the model or data class: point at that class's own help.
+        component = re.match(r'Parser key "(model|data)":', message)
+        cls = re.search(r"class_path '[\w.]*?(\w+)'", message)
+        if component and cls:
+            return f"`kt {named[0]} --{component.group(1)}.help {cls.group(1)}` lists its options"
+        return f"`kt {named[0]} --help` lists the options"
 
 
 class KTCLI(LightningCLI):

@@ -125,9 +125,9 @@ CASES = [
          r"new\.csv, line 5 \(student 1\): skill id\(s\) 99 are not in the model's vocabulary of 4 skills"),
     # ---- options and config keys
     Case("unknown-option", lambda c: c.dkt("fit", "train.csv", "--model.init_args.nonexistent", "3"),
-         r"Option 'nonexistent' is not accepted"),
+         r"Option 'nonexistent' is not accepted \(`kt fit --model\.help DKT` lists its options\)$"),
     Case("unknown-config-key", lambda c: ["fit", "--config", str(c.write("x.yaml", "trainer:\n  max_epoch: 3\n"))],
-         r"does not accept option 'trainer\.max_epoch'"),
+         r"does not accept option 'trainer\.max_epoch' \(`kt fit --help` lists the options\)$"),
     Case("unknown-model-option-in-config",
          lambda c: ["fit", "--config", str(c.write("m.yaml", "model:\n  class_path: kt.models.DKT\n  init_args:\n"
                                                              "    hiden_size: 3\n"))],
