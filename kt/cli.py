@@ -114,6 +114,13 @@ class KTCLI(LightningCLI):
                 return
         checkpoint = read_checkpoint(ckpt_path)
         cls = checkpoint_model_class(checkpoint, ckpt_path)  # never a class path the file chooses
+        configured = self.config[subcommand].get("model")
+        if configured is not None and configured.get("class_path") and _import(configured.class_path) is not cls:
+            # Otherwise the checkpoint's model would meet the config's data and fail far from the cause.
+            raise KTInputError(
+                f"checkpoint {ckpt_path} holds a {cls.__name__} model, but the config's model is "
+                f"{configured.class_path}: use the config the checkpoint was trained with"
+            )
         hparams = dict(checkpoint.get("hyper_parameters", {}))
         hparams.pop("_instantiator", None)
         hparams.pop("_class_path", None)

@@ -136,6 +136,8 @@ CASES = [
          r"trainer\.max_epochs: Expected int; Given value: abc"),
     Case("bad-choice", lambda c: c.dkt("fit", "train.csv", "--model.backbone", "rnn"),
          r"Expected a typing\.Literal\['lstm', 'gru'\]\. Got value: rnn"),
+    Case("checkpoint-of-another-model", lambda c: c.dkt("test", "train.csv", "--ckpt_path", str(c.mlp_ckpt)),
+         r"mlp_covid_tuned/.*last\.ckpt holds a MLPRegressor model, but the config's model is kt\.models\.DKT"),
     Case("not-a-checkpoint", lambda c: c.dkt("test", "train.csv", "--ckpt_path", str(c.tmp / "train.csv")),
          r"train\.csv is not a PyTorch checkpoint"),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -142,7 +143,8 @@ def test_a_checkpoint_that_runs_code_is_refused(evil_checkpoint):
 
 def test_kt_test_refuses_a_checkpoint_that_runs_code(evil_checkpoint, capsys):
     path, marker = evil_checkpoint
-    with pytest.raises(SystemExit) as exit_info:
+    with pytest.raises(SystemExit) as exit_info, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Lightning's hints are not kt's output
         main(["test", "--config", str(ROOT / "configs" / "dkt_synthetic.yaml"), "--ckpt_path", str(path),
               "--trainer.logger", "false"])
     assert exit_info.value.code == 2
