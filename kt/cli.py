@@ -70,7 +70,10 @@ class KTArgumentParser(LightningArgumentParser):
 
     def _help_hint(self, message: str) -> str:
         subcommands = LightningCLI.subcommands()
-        named = [w for w in self.prog.split() if w in subcommands] + re.findall(r"Subcommand '(\w+)'", message)
+        # The subcommand: in this parser's name, or named by the main parser ("Subcommand 'fit' ...", "fit.model").
+        words = self.prog.split() + re.findall(r"Subcommand '(\w+)'|\b(\w+)\.\w", message)
+        words = [w if isinstance(w, str) else "".join(w) for w in words]
+        named = [w for w in words if w in subcommands]
         if not named:
             return "see `kt --help`"
         # An option of the model or data class: point at that class's own help.

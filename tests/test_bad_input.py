@@ -132,6 +132,8 @@ CASES = [
          lambda c: ["fit", "--config", str(c.write("m.yaml", "model:\n  class_path: kt.models.DKT\n  init_args:\n"
                                                              "    hiden_size: 3\n"))],
          r"model: .*Option 'hiden_size' is not accepted"),
+    Case("unknown-subcommand", lambda c: ["train"], r"invalid choice: 'train' \(choose from 'fit', .*see `kt --help`"),
+    Case("no-model", lambda c: ["fit"], r"the following arguments are required: fit\.model \(`kt fit --help`"),
     Case("wrong-type", lambda c: c.dkt("fit", "train.csv", "--trainer.max_epochs", "abc"),
          r"trainer\.max_epochs: Expected int; Given value: abc"),
     Case("bad-choice", lambda c: c.dkt("fit", "train.csv", "--model.backbone", "rnn"),
