@@ -38,7 +38,7 @@ def model_registry() -> dict[str, type[LightningModule]]:
 def _unsafe_reason(err: Exception) -> str | None:
     """What ``weights_only`` loading refused, from torch's message, or None if the file is simply not a pickle."""
     found = re.search(r"GLOBAL ([\w.]+)", str(err))
-    return f"it asks to call {found.group(1)} while loading" if found else None
+    return f"loading it would call {found.group(1)}" if found else None
 
 
 def read_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict:
@@ -64,7 +64,7 @@ def _load_bytes(data: bytes, path: str | Path, map_location: Any) -> dict:
         if reason is not None:
             raise KTInputError(
                 f"checkpoint {path} refused: {reason}, and kt loads only tensors and plain values "
-                "(weights_only=True) so that a file cannot run code on your machine. Nothing in it was executed."
+                "(weights_only=True), so that a checkpoint cannot run code on your machine; nothing in it was executed"
             ) from None
         kind = type(err).__name__
         raise KTInputError(f"checkpoint {path} is not a PyTorch checkpoint ({kind}); {CHECKPOINT_HELP}") from None
