@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
+import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -19,6 +22,7 @@ import kt.data  # noqa: F401  (registers the DataModules: `--data Assist2009Data
 import kt.models  # noqa: F401  (registers the models: `--model DKT`, `--model.help DKT`)
 from kt.callbacks import PredictionWriter
 from kt.errors import KTInputError
+from kt.inference import checkpoint_model_class, read_checkpoint
 
 # The shared trainer defaults live in the repository's configs/ (see README); KT_TRAINER_CONFIG points
 # elsewhere, e.g. for an installed (non-editable) package.
@@ -34,6 +38,50 @@ def trainer_config_files() -> list[str]:
 def _import(class_path: str) -> type:
     module, _, name = class_path.rpartition(".")
     return getattr(importlib.import_module(module), name)
+
+
+# ckpt_path values that are not files: Lightning resolves them itself (e.g. `kt fit --ckpt_path last`).
+SPECIAL_CKPT_PATHS = ("best", "last", "hpc")
+# Lines of jsonargparse's nested Union report that say nothing the user can act on.
+_NOISE = re.compile(r"^(Does not validate against any of the Union subtypes|Subtypes:|Errors:|Given value type:"
+                    r"|Expected a <class 'NoneType'>|Given value: (NestedArg\(|\{))")
+
+
+class KTUsageError(KTInputError):
+    """A command-line or config-file problem (unknown key, wrong type, missing config file)."""
+
+
+def one_line(message: str) -> str:
+    """jsonargparse's multi-line report (nested per Union subtype) as one line: the key, then what is wrong."""
+    parts = [line.strip().lstrip("- ").strip() for line in message.splitlines()]
+    parts = [p for p in parts if p and not _NOISE.match(p)]
+    text = " ".join(p if p.endswith(":") else p.rstrip(".") + ";" for p in parts).rstrip(";")
+    text = re.sub(r"(a )?<class '(\w+)'>", r"\2", text)
+    return re.sub(r'^Parser key "([^"]+)":', r'\1:', text)
+
+
+class KTArgumentParser(LightningArgumentParser):
+    def error(self, message: str, ex: Exception | None = None):
+        # jsonargparse prints the whole usage (a hundred lines) and a nested report; kt prints one line.
+        # Parsers that do not exit on error (jsonargparse tries Union subtypes with them) keep raising theirs.
+        if not self.exit_on_error:
+            return super().error(message, ex)
+        raise KTUsageError(f"{one_line(message)} ({self._help_hint(message)})")
+
+    def _help_hint(self, message: str) -> str:
+        subcommands = LightningCLI.subcommands()
+        # The subcommand: in this parser's name, or named by the main parser ("Subcommand 'fit' ...", "fit.model").
+        words = self.prog.split() + re.findall(r"Subcommand '(\w+)'|\b(\w+)\.\w", message)
+        words = [w if isinstance(w, str) else "".join(w) for w in words]
+        named = [w for w in words if w in subcommands]
+        if not named:
+            return "see `kt --help`"
+        # An option of the model or data class: point at that class's own help.
+        component = re.match(r'Parser key "(model|data)":', message)
+        cls = re.search(r"class_path '[\w.]*?(\w+)'", message)
+        if component and cls:
+            return f"`kt {named[0]} --{component.group(1)}.help {cls.group(1)}` lists its options"
+        return f"`kt {named[0]} --help` lists the options"
 
 
 class KTCLI(LightningCLI):
@@ -54,11 +102,67 @@ class KTCLI(LightningCLI):
                 config[key].mode = getattr(model_class, "monitor_mode", "min")
         super().instantiate_classes()
 
+    def _parse_ckpt_path(self) -> None:
+        """Lightning's, but the checkpoint is read safely (weights_only, one clear error) and may only name a kt model.
+
+        The checkpoint's hyperparameters (with the data state: vocabulary, features, scaler) become the model's
+        config, so data is encoded the way the model was trained.
+        """
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if not ckpt_path:
+            return
+        if not Path(ckpt_path).is_file():
+            if ckpt_path in SPECIAL_CKPT_PATHS or "://" in str(ckpt_path) or str(ckpt_path).startswith("registry"):
+                return
+        checkpoint = read_checkpoint(ckpt_path)
+        cls = checkpoint_model_class(checkpoint, ckpt_path)  # never a class path the file chooses
+        configured = self.config[subcommand].get("model")
+        if configured is not None and configured.get("class_path") and _import(configured.class_path) is not cls:
+            # Otherwise the checkpoint's model would meet the config's data and fail far from the cause.
+            raise KTInputError(
+                f"checkpoint {ckpt_path} holds a {cls.__name__} model, but the config's model is "
+                f"{configured.class_path}: use the config the checkpoint was trained with"
+            )
+        hparams = dict(checkpoint.get("hyper_parameters", {}))
+        hparams.pop("_instantiator", None)
+        hparams.pop("_class_path", None)
+        if not hparams:
+            return
+        # As Lightning does: dict_kwargs, so that a saved value the signature does not list is not an error.
+        model = {"class_path": f"{cls.__module__}.{cls.__qualname__}", "dict_kwargs": hparams}
+        try:
+            self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
+        except KTUsageError as err:
+            raise KTUsageError(f"checkpoint {ckpt_path}: hyperparameters that {cls.__name__} refuses: {err}") from None
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        # A run stopped by bad input leaves nothing behind: not even the (empty) log folder it just created.
+        # Predictions are written atomically at the end and checkpoints only after a validated epoch.
+        log_dir = getattr(self.trainer.logger, "log_dir", None) if self.trainer.logger else None
+        fresh = Path(log_dir) if log_dir and not Path(log_dir).exists() else None
+        try:
+            super()._run_subcommand(subcommand)
+        except KTInputError:
+            if fresh is not None and fresh.is_dir() and not any(fresh.rglob("*.ckpt")):
+                shutil.rmtree(fresh, ignore_errors=True)
+            raise
+
+    def _prepare_subcommand_kwargs(self, subcommand: str) -> dict[str, Any]:
+        kwargs = super()._prepare_subcommand_kwargs(subcommand)
+        if "weights_only" in self._subcommand_method_arguments[subcommand]:
+            # Checkpoints hold only tensors and plain values: never unpickle code from a file.
+            if kwargs.get("weights_only") is False:
+                raise KTInputError("--weights_only false is not supported: kt checkpoints load with weights_only=true")
+            kwargs["weights_only"] = True
+        return kwargs
+
 
 def run_cli(args: list[str] | None = None, run: bool = True) -> KTCLI:
     """Build (and by default run) the CLI; ``args`` replaces ``sys.argv[1:]`` (tests, notebooks)."""
     parser_kwargs = {name: {"default_config_files": trainer_config_files()} for name in KTCLI.subcommands()}
     return KTCLI(
+        parser_class=KTArgumentParser,
         subclass_mode_model=True,
         subclass_mode_data=True,
         parser_kwargs=parser_kwargs,

@@ -43,7 +43,13 @@ class KnowledgeTracer:
 
     @classmethod
     def from_checkpoint(cls, path: str, map_location: str | torch.device = "cpu") -> KnowledgeTracer:
-        return cls(DKT.load_from_checkpoint(path, map_location=map_location, weights_only=True))
+        """From a DKT checkpoint alone, read safely by :func:`kt.load_checkpoint` (weights_only)."""
+        from kt.inference import load_checkpoint  # kt.inference imports every model; only needed here
+
+        model = load_checkpoint(path, map_location=map_location)
+        if not isinstance(model, DKT):
+            raise KTInputError(f"{path} holds a {type(model).__name__}; knowledge tracing needs a DKT checkpoint")
+        return cls(model)
 
     @property
     def students(self) -> list[str]:

@@ -53,3 +53,22 @@ def test_unknown_skill_student_and_answer_are_clear_errors():
 def test_a_model_without_vocabulary_is_refused():
     with pytest.raises(KTInputError, match="no skill vocabulary"):
         KnowledgeTracer(DKT(num_skills=4))
+
+
+def test_each_answer_costs_one_step_of_the_network():
+    """Constant time per interaction: the network sees one (1, 1) step and the stored state, never the history."""
+    dkt = model("lstm")
+    tracer = KnowledgeTracer(dkt)
+    calls = []
+    net_forward = dkt.net.forward
+
+    def recording(skills, correct, state=None):
+        calls.append((tuple(skills.shape), state is None))
+        return net_forward(skills, correct, state)
+
+    dkt.net.forward = recording
+    for step in range(50):
+        tracer.add("alice", SKILLS[step % len(SKILLS)], step % 2)
+    tracer.add("bob", "3", 1)
+    assert calls == [((1, 1), True)] + [((1, 1), False)] * 49 + [((1, 1), True)]
+    assert tracer.probability_vector("alice").dtype == np.float32

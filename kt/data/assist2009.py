@@ -129,3 +129,12 @@ class Assist2009DataModule(KTDataModule):
 
     def skill_names(self) -> dict[str, str]:
         return self._names
+
+    def where(self, stage: str, student: str) -> str:
+        # Held-out students (no file of their own) come from the training file; so does "predict" without one.
+        name = self.files.get(stage) or (self.files["test"] if stage == "predict" else None) or self.files["train"]
+        path = self.data_dir / name
+        if self.format == "three_line" and student.isdigit():
+            # 3-line students are named by their position: student k's skill ids are on line 3k + 2.
+            return f"{path}, line {3 * int(student) + 2} (student {student})"
+        return f"{path}, student {student}"

@@ -357,6 +357,8 @@ class CovidDataModule(LightningDataModule):
         if self.predict_file is not None:
             path = Path(self.predict_file)
             path = path if path.is_file() else self.data_dir / self.predict_file
+            if not path.is_file():
+                raise KTInputError(f"predict_file {self.predict_file} not found (nor in data_dir {self.data_dir})")
         else:
             path = self.file(self.test_file, "test")
         # Either the unlabelled layout (no target) or the training layout (target ignored).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import abstractmethod
+from functools import partial
 
 import torch
 from lightning.pytorch import LightningDataModule
@@ -60,6 +61,10 @@ class KTDataModule(LightningDataModule):
     def skill_names(self) -> dict[str, str]:
         return {}
 
+    def where(self, stage: str, student: str) -> str:
+        """Where a student's sequence of ``stage`` comes from, for error messages (a file and line if known)."""
+        return f"{type(self).__name__} {stage} student {student}"
+
     @property
     def data_state(self) -> dict:
         """What inference needs from the data: the skill vocabulary (plain lists)."""
@@ -93,7 +98,7 @@ class KTDataModule(LightningDataModule):
         for name in STAGES:
             data = parts[name]
             seq_len = self.seq_len if name == "train" else self.eval_seq_len
-            windows = make_windows(data, self.vocab, seq_len, where=f"{type(self).__name__} {name}")
+            windows = make_windows(data, self.vocab, seq_len, where=partial(self.where, name))
             self.datasets[name] = WindowDataset(windows)
             singles = sum(len(s) < 2 for s in data.skills)
             rank_zero_info(

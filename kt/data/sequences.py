@@ -6,6 +6,7 @@ in time order); everything after that is shared.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,18 +106,22 @@ class Window:
     correct: torch.Tensor  # int64 0/1
 
 
-def make_windows(data: Interactions, vocab: SkillVocabulary, seq_len: int, where: str = "") -> list[Window]:
+def make_windows(
+    data: Interactions, vocab: SkillVocabulary, seq_len: int, where: str | Callable[[str], str] = ""
+) -> list[Window]:
     """Cut each sequence into windows of ``seq_len + 1`` steps that overlap by one step.
 
     A window predicts its steps 1..seq_len from the steps before them, so with the one-step overlap every
     step but a student's first is scored exactly once. Students with a single interaction give nothing to
-    score and yield no window (the caller counts them).
+    score and yield no window (the caller counts them). ``where(student)`` (or ``where`` + the student) says
+    where a student's data came from, for errors.
     """
     if seq_len < 1:
         raise KTInputError(f"seq_len must be at least 1, got {seq_len}")
     windows = []
     for student, skills, correct in zip(data.students, data.skills, data.correct):
-        index = torch.from_numpy(vocab.encode(skills, where=f"{where} student {student}"))
+        place = where(student) if callable(where) else f"{where} student {student}"
+        index = torch.from_numpy(vocab.encode(skills, where=place))
         answers = torch.from_numpy(correct.astype(np.int64))
         for start in range(0, max(len(skills) - 1, 0), seq_len):
             end = start + seq_len + 1

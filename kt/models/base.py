@@ -22,6 +22,10 @@ class KTModule(LightningModule):
     monitor: ClassVar[str] = "val/loss"
     monitor_mode: ClassVar[str] = "min"
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # kt.load_checkpoint finds the class by this name (in kt.models.__all__), so a checkpoint alone is enough.
+        checkpoint["kt_model"] = type(self).__name__
+
     def configure_optimizers(self):
         hp = self.hparams
         params = [p for p in self.parameters() if p.requires_grad]
