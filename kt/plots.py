@@ -138,7 +138,7 @@ def plot_curves(run_dir: str | Path, out: str | Path, steps: bool = True, dpi: i
     panels = learning_curves(read_scalars(folder), steps=steps)
     if not panels:
         raise KTInputError(f"{folder}: no metrics to plot (only {', '.join(read_scalars(folder))})")
-    cols = min(3, len(panels))
+    cols = 2 if len(panels) == 4 else min(3, len(panels))
     rows = -(-len(panels) // cols)
     fig = Figure(figsize=(4.2 * cols, 3.2 * rows), layout="constrained")
     for i, (panel, series) in enumerate(panels.items()):
