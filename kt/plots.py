@@ -132,12 +132,21 @@ def learning_curves(scalars: dict[str, Series], steps: bool = True) -> dict[str,
     return {p: {k: panels[p][k] for k in sorted(panels[p], key=label_order)} for p in order}
 
 
-def plot_curves(run_dir: str | Path, out: str | Path, steps: bool = True, dpi: int = 100) -> dict:
-    """Learning curves of one run as one PNG: a panel per metric, train/val/test in each; returns the panels."""
+def plot_curves(
+    run_dir: str | Path, out: str | Path, steps: bool = True, log_y: Sequence[str] = (), dpi: int = 100
+) -> dict:
+    """Learning curves of one run as one PNG: a panel per metric, train/val/test in each; returns the panels.
+
+    ``log_y`` names panels drawn on a log scale (e.g. ``mse`` when it falls by orders of magnitude).
+    """
     folder = find_event_dir(run_dir)
-    panels = learning_curves(read_scalars(folder), steps=steps)
+    scalars = read_scalars(folder)
+    panels = learning_curves(scalars, steps=steps)
     if not panels:
-        raise KTInputError(f"{folder}: no metrics to plot (only {', '.join(read_scalars(folder))})")
+        raise KTInputError(f"{folder}: no metrics to plot (only {', '.join(scalars)})")
+    unknown = sorted(set(log_y) - set(panels))
+    if unknown:
+        raise KTInputError(f"log-scale panel(s) {', '.join(unknown)} not in this run; its panels: {', '.join(panels)}")
     cols = 2 if len(panels) == 4 else min(3, len(panels))
     rows = -(-len(panels) // cols)
     fig = Figure(figsize=(4.2 * cols, 3.2 * rows), layout="constrained")
@@ -149,7 +158,11 @@ def plot_curves(run_dir: str | Path, out: str | Path, steps: bool = True, dpi: i
             if "(per step)" in label:
                 ax.plot(x, y, color=color, alpha=0.3, lw=0.8, label=label)
             else:
-                ax.plot(x, y, color=color, ls=line if len(x) > 1 else "", marker="o", ms=3, label=label)
+                # Markers show where the epochs are; past ~40 they only thicken the line.
+                ax.plot(x, y, color=color, ls=line if len(x) > 1 else "", marker="o", ms=3 if len(x) <= 40 else 0,
+                        label=label)
+        if panel in log_y:
+            ax.set_yscale("log")
         ax.set_title(panel)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)

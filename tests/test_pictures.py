@@ -194,7 +194,14 @@ def test_confusion_matrix_counts_and_accuracy(tmp_path):
 
 
 def test_confusion_and_curves_scripts_help_and_errors(tmp_path, capsys):
+    from torch.utils.tensorboard import SummaryWriter
+
     confusion, curves = script("plot_confusion").main, script("plot_curves").main
+    events = tmp_path / "run"
+    with SummaryWriter(events) as writer:
+        for tag, value in [("epoch", 0), ("val/loss", 0.5), ("val/auc", 0.7)]:
+            writer.add_scalar(tag, value, 0)
+    (tmp_path / "empty").mkdir()
     for main in (confusion, curves):
         with pytest.raises(SystemExit) as exit_info:
             main(["--help"])
@@ -212,9 +219,13 @@ def test_confusion_and_curves_scripts_help_and_errors(tmp_path, capsys):
     confusion([str(tmp_path / "ok.csv"), "--classes", "a,b,c", "-o", str(tmp_path / "c.png")])
     assert "accuracy 0.5000 over 2 examples" in capsys.readouterr().out
 
+    with pytest.raises(KTInputError, match="log-scale panel\\(s\\) mae not in this run; its panels: loss, auc"):
+        plot_curves(events, tmp_path / "c.png", log_y=["mae"])
+    curves([str(events), "--log-y", "loss", "-o", str(tmp_path / "c.png")])
+    assert "c.png: loss, auc" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="plot_curves: error: .*nowhere: no such folder"):
         curves([str(tmp_path / "nowhere")])
     with pytest.raises(SystemExit, match="expected TensorBoard event files"):
-        curves([str(tmp_path)])
+        curves([str(tmp_path / "empty")])
     with pytest.raises(KTInputError, match="no such file"):
         plot_confusion(tmp_path / "missing.csv", tmp_path / "x.png")
