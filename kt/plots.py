@@ -309,6 +309,11 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
         )
     if frame.empty:
         raise KTInputError(f"{path}: no rows")
+    if frame["label"].isna().all():
+        raise KTInputError(
+            f"{path}: the 'label' column is empty (predictions on your own images have no true class); "
+            "a confusion matrix needs `kt predict` on a labelled set such as the test set"
+        )
     for column in ("label", "pred"):
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = values.isna() | (values < 0) | (values != values.round())

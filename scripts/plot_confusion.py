@@ -1,6 +1,6 @@
 """Confusion matrix of a classifier's predictions as a PNG: counts and row-normalised, accuracy in the title.
 
-    kt predict --config configs/cnn_mnist.yaml --ckpt_path BEST.ckpt --prediction_writer.output_path pred.csv
+    kt predict --config configs/cnn_fashion_mnist.yaml --ckpt_path BEST.ckpt --prediction_writer.output_path pred.csv
     python scripts/plot_confusion.py pred.csv -o confusion.png
 
 The CSV needs integer columns ``label`` (true class) and ``pred`` (predicted class); class names come from

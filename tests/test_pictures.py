@@ -213,6 +213,9 @@ def test_confusion_and_curves_scripts_help_and_errors(tmp_path, capsys):
     (tmp_path / "bad.csv").write_text("label,pred\n1,2\n1,x\n")
     with pytest.raises(SystemExit, match="bad.csv, row 3, column 'pred': expected a class index"):
         confusion([str(tmp_path / "bad.csv")])
+    (tmp_path / "own.csv").write_text("image,label,pred\na.png,,1\nb.png,,2\n")
+    with pytest.raises(SystemExit, match="own.csv: the 'label' column is empty"):
+        confusion([str(tmp_path / "own.csv")])
     (tmp_path / "ok.csv").write_text("label,pred\n0,1\n2,2\n")
     with pytest.raises(SystemExit, match="--classes names 2 classes, but the predictions use 3"):
         confusion([str(tmp_path / "ok.csv"), "--classes", "a,b"])
