@@ -258,7 +258,8 @@ def load_dkt(path: str | Path):
     try:
         model = DKT.load_from_checkpoint(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a corrupt file or another model's checkpoint: say which file, keep it one line
-        raise KTInputError(f"{path}: cannot load as a DKT checkpoint ({type(err).__name__}: {err})") from None
+        reason = (str(err).strip().splitlines() or [""])[0][:160]
+        raise KTInputError(f"{path}: cannot load as a DKT checkpoint ({type(err).__name__}: {reason})") from None
     return model.eval()
 
 
@@ -272,6 +273,8 @@ def student_sequence(
     if data_file is not None:
         from kt.data.kt_formats import read_three_line
 
+        if not Path(data_file).is_file():
+            raise KTInputError(f"{data_file}: no such file; expected a 3-line file (length, skill ids, answers)")
         data = read_three_line(data_file)
         if str(student) not in data.students:
             raise KTInputError(f"{data_file}: no student {student!r}; students are numbered 0..{len(data) - 1}")

@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     except KTInputError as err:
         if os.environ.get("KT_TRACEBACK"):
             raise
-        sys.exit(f"plot_curves: error: {err}")
+        print(f"plot_curves: error: {err}", file=sys.stderr)
+        sys.exit(2)
     print(f"{args.out}: {', '.join(panels)}")
 
 

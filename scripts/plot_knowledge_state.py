@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> None:
     except KTInputError as err:
         if os.environ.get("KT_TRACEBACK"):
             raise
-        sys.exit(f"plot_knowledge_state: error: {err}")
+        print(f"plot_knowledge_state: error: {err}", file=sys.stderr)
+        sys.exit(2)
     print(f"{args.out}: {len(result['rows'])} skills x {len(result['columns'])} answers")
 
 
