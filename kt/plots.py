@@ -16,6 +16,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from kt.errors import KTInputError
 
@@ -161,10 +162,16 @@ def plot_curves(
                 # Markers show where the epochs are; past ~40 they only thicken the line.
                 ax.plot(x, y, color=color, ls=line if len(x) > 1 else "", marker="o", ms=3 if len(x) <= 40 else 0,
                         label=label)
+                if len(x) == 1:  # a lone point (a test run): write its value
+                    ax.annotate(f"{y[0]:.4g}", (x[0], y[0]), textcoords="offset points", xytext=(5, 5), fontsize=8)
         if panel in log_y:
             ax.set_yscale("log")
         ax.set_title(panel)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        xs = np.concatenate([x for x, _ in series.values()])
+        if xs.max() - xs.min() < 2:  # one or two epochs: widen, or the integer ticks vanish
+            ax.set_xlim(xs.min() - 1, xs.max() + 1)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(str(folder))
