@@ -225,6 +225,8 @@ def plot_knowledge_state(
     (skill ids), ``values`` (rows x drawn steps, the plotted probabilities) and ``columns`` (x tick labels).
     """
     skills, correct = [str(s) for s in skills], [int(a) for a in correct]
+    if (steps is not None and steps < 1) or max_skills < 1:
+        raise KTInputError(f"steps ({steps}) and max_skills ({max_skills}) must be at least 1")
     if not 0 <= start < len(skills):
         raise KTInputError(f"start {start}: the student has {len(skills)} answers (steps 0..{len(skills) - 1})")
     stop = len(skills) if steps is None else min(len(skills), start + steps)

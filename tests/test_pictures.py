@@ -168,6 +168,7 @@ def test_knowledge_state_from_predictions_and_its_errors(tiny_run, tmp_path, cap
         (["--data-file", str(tmp_path / "bad.csv"), "--student", "3"], "no student '3'; students are numbered 0..0"),
         (["--predictions", str(tmp_path / "p.csv"), "--student", "9"], "no rows for student '9'"),
         (["--predictions", str(tmp_path / "p.csv"), "--student", "7", "--start", "5"], "start 5: the student has 3"),
+        (["--predictions", str(tmp_path / "p.csv"), "--student", "7", "--steps", "0"], "steps \\(0\\) and max_skills"),
     ]:
         err = fails(plot, [ckpt, *argv, "-o", str(out)], capsys)
         assert re.search(f"^plot_knowledge_state: error: .*{message}", err)
