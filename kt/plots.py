@@ -69,14 +69,24 @@ def read_scalars(run_dir: str | Path) -> dict[str, Series]:
     return scalars
 
 
-def _steps_to_epochs(scalars: dict[str, Series]) -> tuple[dict[int, int], np.ndarray]:
-    """From Lightning's ``epoch`` scalar: {step: epoch} at every logged step, and each epoch's last step."""
+def _steps_to_epochs(scalars: dict[str, Series]) -> tuple[dict[int, int], tuple[np.ndarray, np.ndarray]]:
+    """From Lightning's ``epoch`` scalar: {step: epoch} at every logged step, and the (step, epochs completed)
+    points that place a step at a fractional epoch: each epoch's last step, and the step before the first."""
     if "epoch" not in scalars:
         raise KTInputError("the run logged no 'epoch' scalar, so steps cannot be mapped to epochs")
     steps, epochs = scalars["epoch"]
     epoch_of = {int(s): int(e) for s, e in zip(steps, epochs)}
-    ends = np.array([steps[epochs == e].max() for e in np.unique(epochs)])
-    return epoch_of, ends
+    numbers = np.unique(epochs)
+    ends = np.array([steps[epochs == e].max() for e in numbers])
+    # A run resumed from a checkpoint starts past epoch 0 and step 0: assume its first epoch was as long as the
+    # second.
+    if numbers[0] == 0:
+        before = -1
+    elif len(ends) > 1:
+        before = 2 * ends[0] - ends[1]
+    else:
+        before = steps[epochs == numbers[0]].min() - 1
+    return epoch_of, (np.r_[before, ends], np.r_[numbers[0], numbers + 1])
 
 
 def _epoch_at(step: int, epoch_of: dict[int, int], logged: np.ndarray) -> int:
@@ -109,7 +119,7 @@ def learning_curves(scalars: dict[str, Series], steps: bool = True) -> dict[str,
     train/val/test series, plus ``learning rate``. Epoch-level values sit at whole epochs; step-level series
     (``*_step``, kept when ``steps``) at fractional epochs, interpolated between the epochs' last steps.
     """
-    epoch_of, ends = _steps_to_epochs(scalars)
+    epoch_of, (anchor_steps, anchor_epochs) = _steps_to_epochs(scalars)
     logged = np.array(sorted(epoch_of))
     panels: dict[str, dict[str, Series]] = {}
     for tag, (tag_steps, values) in scalars.items():
@@ -118,7 +128,7 @@ def learning_curves(scalars: dict[str, Series], steps: bool = True) -> dict[str,
             continue
         panel, label = where
         if tag.endswith("_step"):
-            x = np.interp(tag_steps, np.r_[-1, ends], np.arange(len(ends) + 1, dtype=float))
+            x = np.interp(tag_steps, anchor_steps, anchor_epochs)
         else:
             x = np.array([_epoch_at(int(s), epoch_of, logged) + 1 for s in tag_steps], dtype=float)
         panels.setdefault(panel, {})[label] = (x, values)
