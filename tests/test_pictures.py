@@ -151,6 +151,23 @@ def test_knowledge_state_heatmap_holds_the_models_probabilities(tiny_run, tmp_pa
     np.testing.assert_allclose(result["values"], expected, atol=1e-5)
 
 
+def test_knowledge_state_agrees_with_kt_predict(tiny_run, tmp_path):
+    """The cell of the skill answered next, in each column, is that answer's p_correct in `kt predict`'s CSV
+    (when predict reads whole histories: the tiny run trains on windows of 5 steps)."""
+    run_dir, _, ckpt = tiny_run
+    out = tmp_path / "predictions.csv"
+    run_cli(["predict", "--config", str(run_dir / "config.yaml"), "--ckpt_path", ckpt,
+             "--data.init_args.eval_seq_len", "100", "--trainer.logger", "false",
+             "--prediction_writer.output_path", str(out)])
+    frame = pd.read_csv(out, dtype={"student": str, "skill_id": str})
+    student = frame["student"].iloc[0]
+    skills, correct = student_sequence(student, predictions=out)
+    result = plot_knowledge_state(load_dkt(ckpt), skills, correct, tmp_path / "ks.png", max_skills=100)
+    rows = [result["rows"].index(s) for s in skills[1:]]
+    expected = frame[frame["student"] == student].sort_values("step")["p_correct"].to_numpy()[1:]
+    np.testing.assert_allclose(result["values"][rows, np.arange(len(rows))], expected, atol=1e-6)
+
+
 def test_knowledge_state_from_predictions_and_its_errors(tiny_run, tmp_path, capsys):
     _, _, ckpt = tiny_run
     vocab = load_dkt(ckpt).vocabulary.skills
