@@ -157,7 +157,7 @@ def test_knowledge_state_agrees_with_kt_predict(tiny_run, tmp_path):
     run_dir, _, ckpt = tiny_run
     out = tmp_path / "predictions.csv"
     run_cli(["predict", "--config", str(run_dir / "config.yaml"), "--ckpt_path", ckpt,
-             "--data.init_args.eval_seq_len", "100", "--trainer.logger", "false",
+             "--data.init_args.eval_seq_len", "100", "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"),
              "--prediction_writer.output_path", str(out)])
     frame = pd.read_csv(out, dtype={"student": str, "skill_id": str})
     student = frame["student"].iloc[0]
