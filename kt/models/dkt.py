@@ -103,14 +103,16 @@ class DKT(KTModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         logit, target = self._scored(batch)
         loss = F.binary_cross_entropy_with_logits(logit, target)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=target.numel())
+        # sync_dist: under DDP the epoch's loss is averaged over every process's batches (a no-op otherwise).
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=target.numel(),
+                 sync_dist=True)
         return loss
 
     def _evaluate(self, batch: dict, stage: str, metrics: MetricCollection) -> None:
         logit, target = self._scored(batch)
         loss = F.binary_cross_entropy_with_logits(logit, target)
         metrics.update(torch.sigmoid(logit), target.long())
-        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=target.numel())
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=target.numel(), sync_dist=True)
         self.log_dict(metrics, prog_bar=True)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
