@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torchmetrics import MetricCollection
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC
 
-from kt.components.dkt_net import Backbone, DKTNet
+from kt.components.dkt_net import Backbone, DKTLogits, DKTNet
 from kt.data.sequences import SkillVocabulary
 from kt.models.base import KTModule, Optimizer, Scheduler
 
@@ -83,6 +83,13 @@ class DKT(KTModule):
     def forward(self, skills: torch.Tensor, correct: torch.Tensor) -> torch.Tensor:
         """Logits (batch, time, num_skills): output t is about the answer at step t + 1."""
         return self.net(skills, correct)[0]
+
+    def export_module(self) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
+        """For :mod:`kt.export`: (skills, correct), both (batch, time) int64 skill indices and 0/1 answers,
+        -> logits (batch, time, num_skills). Any batch size and sequence length."""
+        skills = torch.arange(5).remainder(self.hparams.num_skills)[None]
+        correct = torch.tensor([[1, 0, 1, 1, 0]])
+        return DKTLogits(self.net), (skills, correct)
 
     def next_step_logits(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """For every real step t >= 1: the logit predicted for its skill from steps < t, and its answer.

@@ -1,0 +1,73 @@
+"""Export a trained model's network to TorchScript, to run without kt, Lightning or Python.
+
+Each model says what to export with ``export_module() -> (network, example inputs)``: the plain
+``nn.Module`` that maps input tensors to outputs (DKT: skills and answers to logits; MLP: features to the
+prediction). :func:`export` traces it with the example inputs and saves it; the model's ``data_state``
+(vocabulary, feature columns and scaler, ...) goes into the same file as ``data_state.json``, so whoever
+loads it can encode inputs as the model was trained:
+
+    extra = {"data_state.json": ""}
+    network = torch.jit.load("model.pt", _extra_files=extra)
+    data_state = json.loads(extra["data_state.json"])
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from lightning.pytorch import LightningModule
+
+from kt.errors import KTInputError
+
+DATA_STATE_FILE = "data_state.json"
+
+
+def load_model(ckpt: str | Path, class_path: str | None = None) -> LightningModule:
+    """A kt model from its checkpoint (``weights_only``), on the CPU in eval mode. Without ``class_path``,
+    the first class of :mod:`kt.models` whose hyperparameters and weights fit the checkpoint."""
+    import kt.models
+
+    ckpt = Path(ckpt)
+    if not ckpt.is_file():
+        raise KTInputError(f"{ckpt} not found; expected a checkpoint written by `kt fit`")
+    if class_path:
+        module, _, name = class_path.rpartition(".")
+        candidates = [getattr(importlib.import_module(module or "kt.models"), name)]
+    else:
+        candidates = [getattr(kt.models, name) for name in kt.models.__all__]
+    errors = []
+    for cls in candidates:
+        try:
+            model = cls.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True)
+        except (TypeError, RuntimeError, KeyError) as err:  # other hyperparameters or weights
+            errors.append(f"{cls.__name__}: {str(err).splitlines()[0]}")
+            continue
+        return model.eval()
+    raise KTInputError(f"{ckpt}: not a checkpoint of {', '.join(c.__name__ for c in candidates)} ({'; '.join(errors)})")
+
+
+def export(model: LightningModule, out: str | Path) -> tuple[torch.jit.ScriptModule, tuple[torch.Tensor, ...]]:
+    """Trace ``model.export_module()`` and save it to ``out`` with the data state; returns the traced
+    module and the example inputs."""
+    if not hasattr(model, "export_module"):
+        raise KTInputError(f"{type(model).__name__} has no export_module(); it cannot be exported")
+    network, example = model.export_module()
+    network = network.eval()
+    with torch.no_grad():
+        traced = torch.jit.trace(network, example)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    state = model.hparams.get("data_state")
+    torch.jit.save(traced, str(out), _extra_files={DATA_STATE_FILE: json.dumps(state)})
+    return traced, example
+
+
+def max_abs_difference(reference: torch.nn.Module, exported: torch.nn.Module, inputs: Sequence[torch.Tensor]) -> float:
+    """Largest absolute difference between the two modules' outputs on ``inputs``."""
+    with torch.no_grad():
+        expected, got = reference(*inputs), exported(*inputs)
+    return (expected.float() - got.float()).abs().max().item()
