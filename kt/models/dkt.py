@@ -87,8 +87,9 @@ class DKT(KTModule):
     def export_module(self) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
         """For :mod:`kt.export`: (skills, correct), both (batch, time) int64 skill indices and 0/1 answers,
         -> logits (batch, time, num_skills). Any batch size and sequence length."""
-        skills = torch.arange(5).remainder(self.hparams.num_skills)[None]
-        correct = torch.tensor([[1, 0, 1, 1, 0]])
+        # Batch 2, 5 steps: sizes 0 and 1 would be taken as fixed by torch.export.
+        skills = torch.arange(10).remainder(self.hparams.num_skills).reshape(2, 5)
+        correct = torch.tensor([[1, 0, 1, 1, 0], [0, 0, 1, 0, 1]])
         return DKTLogits(self.net), (skills, correct)
 
     def next_step_logits(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
