@@ -28,7 +28,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 
 class KTCheckpoint(ModelCheckpoint):
-    """``ModelCheckpoint`` that can also refresh ``last.ckpt`` during an epoch.
+    """``ModelCheckpoint`` whose ``last.ckpt`` is always the latest state: after every epoch, and optionally
+    during an epoch.
 
     Args:
         last_every_n_batches: write ``last.ckpt`` after every this many training batches of an epoch (it
@@ -53,6 +54,24 @@ class KTCheckpoint(ModelCheckpoint):
         done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
         # The epoch's last batch is left to the end-of-epoch save (after validation).
         if done % every == 0 and done < trainer.num_training_batches:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    # Lightning 2.6 refreshes last.ckpt only when it also saves a best (top-k) checkpoint, so after an epoch
+    # without improvement last.ckpt would still hold an older epoch. Here it is written after every epoch,
+    # in the hook where the parent saves (after it: a new best is saved first, with last.ckpt beside it).
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._refresh_last(trainer)
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._refresh_last(trainer)
+
+    def _refresh_last(self, trainer: Trainer) -> None:
+        # Skipped when this step was saved already (e.g. as a new best, with last.ckpt beside it).
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 

@@ -49,9 +49,15 @@ def checkpoint_state(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def checkpoint_score(ckpt: dict) -> tuple[float, float]:
+def best_score(ckpt: dict) -> float:
     (state,) = [v for k, v in ckpt["callbacks"].items() if k.startswith("KTCheckpoint")]
-    return state["current_score"].item(), state["best_model_score"].item()
+    return state["best_model_score"].item()
+
+
+def validation_metrics(ckpt: Path, save_dir: Path) -> dict[str, float]:
+    logs = ["--trainer.logger.init_args.save_dir", str(save_dir)]
+    cli = run_cli(["validate", *TINY_DKT, "--ckpt_path", str(ckpt), *logs])
+    return {k: v.item() for k, v in cli.trainer.callback_metrics.items()}
 
 
 def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path):
@@ -73,14 +79,19 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path):
     finish(reference)
     # The resumed run continued in the killed run's folder; no second version was started.
     assert not (tmp_path / "run" / "dkt_synthetic" / "version_1").exists()
-    resumed = checkpoint_state(last)
-    uninterrupted = checkpoint_state(tmp_path / "ref" / "dkt_synthetic" / "version_0" / "checkpoints" / "last.ckpt")
+    reference_last = tmp_path / "ref" / "dkt_synthetic" / "version_0" / "checkpoints" / "last.ckpt"
+    resumed, uninterrupted = checkpoint_state(last), checkpoint_state(reference_last)
     assert resumed["global_step"] == uninterrupted["global_step"] == 2 * BATCHES_PER_EPOCH
     for name, value in uninterrupted["state_dict"].items():
         assert torch.equal(resumed["state_dict"][name], value), name
-    # Bit-identical final and best validation AUC.
-    assert checkpoint_score(resumed) == checkpoint_score(uninterrupted)
-    print(f"killed at epoch {epoch}, batch {progress}; val/auc (last, best) = {checkpoint_score(resumed)}")
+    for name in ("optimizer_states", "lr_schedulers"):
+        assert str(resumed[name]) == str(uninterrupted[name])
+    assert best_score(resumed) == best_score(uninterrupted)
+    # Bit-identical final validation metrics (AUC, accuracy, loss).
+    metrics = validation_metrics(last, tmp_path / "val")
+    assert metrics == validation_metrics(reference_last, tmp_path / "val")
+    print(f"killed at epoch {epoch}, batch {progress} of {BATCHES_PER_EPOCH}; resumed and uninterrupted: "
+          f"best val/auc {best_score(resumed)!r}, final {metrics}")
 
 
 def test_same_seed_gives_bit_identical_metrics_dkt(tmp_path):
@@ -139,3 +150,13 @@ def test_tensor_batches_resume_skips_trained_batches():
     resumed.load_state_dict({"epoch": 0, "batches": 2})
     assert [b["x"].tolist() for b in resumed] == [b["x"].tolist() for b in full[2:]]
     assert len(list(resumed)) == 4  # the next epoch is whole again
+
+
+def test_last_checkpoint_is_the_latest_epoch_even_without_improvement(tmp_path):
+    # lr 0: the validation AUC never improves after the first epoch, so no new best checkpoint is written.
+    cli = run_cli(["fit", *TINY_DKT, "--model.init_args.lr", "0", "--trainer.max_epochs", "3",
+                   "--trainer.logger.init_args.save_dir", str(tmp_path)])
+    callback = cli.trainer.checkpoint_callback
+    assert Path(callback.best_model_path).name == "epoch=0-step=30.ckpt"
+    last = torch.load(callback.last_model_path, map_location="cpu", weights_only=True)
+    assert (last["epoch"], last["global_step"]) == (2, 3 * BATCHES_PER_EPOCH)
