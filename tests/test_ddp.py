@@ -22,7 +22,7 @@ QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summa
 def dkt_args(batch_size: int) -> list[str]:
     return [
         "--config", str(ROOT / "configs" / "dkt_synthetic.yaml"),
-        "--data.init_args.num_students", "300", "--data.init_args.steps_per_student", "20",
+        "--data.init_args.num_students", "305", "--data.init_args.steps_per_student", "20",
         "--data.init_args.batch_size", str(batch_size),
         "--model.init_args.hidden_size", "16", "--model.init_args.emb_size", "16",
         "--trainer.max_epochs", "2", *QUIET,
@@ -64,6 +64,7 @@ def ddp_runs(tmp_path_factory) -> dict[str, tuple[Path, dict]]:
     """DKT and MLP each trained with 2 processes of half the batch (the same effective batch as one
     process of the whole batch), both at once."""
     tmp = tmp_path_factory.mktemp("ddp")
+    # DKT: 183 training and 61 validation windows (padded training shares, uneven validation ones); MLP: even.
     make_csv(tmp / "covid.train.csv", rows=120)
     runs = {
         "dkt": start_ddp([*dkt_args(8), "--trainer.logger.init_args.save_dir", "dkt"], tmp),
