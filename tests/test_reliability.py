@@ -17,6 +17,8 @@ from test_covid import make_csv
 from kt.cli import run_cli
 from kt.data.sampling import EpochSampler
 from kt.data.tensor_batches import TensorBatches
+from kt.errors import KTInputError
+from kt.resume import find_last_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 # 200 simulated students, 120 for training: 30 batches of 4 per epoch; dropout, so random numbers matter.
@@ -160,3 +162,18 @@ def test_last_checkpoint_is_the_latest_epoch_even_without_improvement(tmp_path):
     assert Path(callback.best_model_path).name == "epoch=0-step=30.ckpt"
     last = torch.load(callback.last_model_path, map_location="cpu", weights_only=True)
     assert (last["epoch"], last["global_step"]) == (2, 3 * BATCHES_PER_EPOCH)
+
+
+def test_ckpt_path_last_is_the_newest_of_every_version(tmp_path):
+    logs = ["--trainer.logger.init_args.save_dir", str(tmp_path)]
+    with pytest.raises(KTInputError, match="--ckpt_path last: no last"):
+        run_cli(["validate", *TINY_DKT, *logs, "--ckpt_path", "last"])
+    versions = tmp_path / "dkt_synthetic"
+    for n, mtime in [(0, 2_000_000_000), (1, 1_000_000_000), (2, None)]:
+        folder = versions / f"version_{n}" / "checkpoints"
+        folder.mkdir(parents=True)
+        if mtime is not None:  # version_2: a restarted run that has not written a checkpoint yet
+            (folder / "last.ckpt").write_bytes(b"")
+            os.utime(folder / "last.ckpt", (mtime, mtime))
+    cli = run_cli([*TINY_DKT, *logs], run=False)
+    assert find_last_checkpoint(cli.trainer) == versions / "version_0" / "checkpoints" / "last.ckpt"
