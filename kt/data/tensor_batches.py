@@ -32,12 +32,11 @@ class TensorBatches:
             model then takes the mini-batches itself (one Lightning step per epoch instead of one per batch,
             see :class:`kt.models.mlp.MLPRegressor`). The mini-batches are the same either way.
         seed: seed of the shuffling.
-        pad: under DDP, repeat a few rows so that every process gets as many (training); without it
-            (evaluation) every row is seen exactly once.
+        pad: under DDP, repeat a few rows so that every process gets as many, hence as many optimizer steps
+            (default: when shuffling, i.e. for training); without it (evaluation) every row is seen once.
         progress: returns how many batches of the current training epoch were trained on
             (:func:`kt.data.sampling.trained_batches`), saved in checkpoints so that a resumed run skips
-            them. Without it the count of batches handed out is saved, one ahead of the truth under
-            Lightning's prefetching.
+            them. Without it: the batches handed out, less the one Lightning fetches ahead.
     """
 
     def __init__(
@@ -48,7 +47,7 @@ class TensorBatches:
         ids: Sequence[str] | None = None,
         whole_epoch: bool = False,
         seed: int | None = None,
-        pad: bool = False,
+        pad: bool | None = None,
         progress: Callable[[], int] | None = None,
     ) -> None:
         lengths = {len(t) for t in tensors.values()}
@@ -63,10 +62,12 @@ class TensorBatches:
         self.ids = list(ids) if ids is not None else None
         self.whole_epoch = whole_epoch
         # Lightning looks for ``sampler`` (to call ``set_epoch``) and ``batch_sampler`` as on a DataLoader.
+        pad = shuffle if pad is None else pad
         self.sampler = EpochSampler(self.num_rows, shuffle=shuffle, seed=seed, pad=pad)
         self.batch_sampler = None
         self.progress = progress
         self._handed_out = 0
+        self._exhausted = False
         self._skip = 0
 
     def to(self, device: torch.device | str) -> TensorBatches:
@@ -80,7 +81,10 @@ class TensorBatches:
         return math.ceil(len(self.sampler) / self.batch_size)
 
     def state_dict(self) -> dict:
-        batches = self.progress() if self.progress is not None else self._handed_out
+        if self.progress is not None:
+            batches = self.progress()
+        else:  # Lightning has fetched one batch ahead of the one being trained on, unless none was left
+            batches = max(self._handed_out - (0 if self._exhausted else 1), 0)
         return {"epoch": self.sampler.epoch, "batches": int(batches)}
 
     def load_state_dict(self, state: dict) -> None:
@@ -91,6 +95,7 @@ class TensorBatches:
     def __iter__(self) -> Iterator[dict]:
         skip, self._skip = self._skip, 0
         self._handed_out = skip
+        self._exhausted = False
         tensors = self.tensors
         ids = self.ids
         order = self.sampler.indices()
@@ -104,6 +109,7 @@ class TensorBatches:
             if skip == 0:
                 self._handed_out = 1
                 yield {**tensors, "batch_size": self.batch_size} | ({"id": ids} if ids is not None else {})
+            self._exhausted = True
             return
         for start in range(skip * self.batch_size, rows, self.batch_size):
             stop = start + self.batch_size
@@ -112,3 +118,4 @@ class TensorBatches:
                 batch["id"] = ids[start:stop]
             self._handed_out += 1
             yield batch
+        self._exhausted = True
