@@ -3,6 +3,7 @@ bits; the samplers' orders and shares."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch import Callback
 from test_covid import make_csv
 
 from kt.cli import run_cli
@@ -184,3 +186,49 @@ def test_ckpt_path_last_is_the_newest_of_every_version(tmp_path):
             os.utime(folder / "last.ckpt", (mtime, mtime))
     cli = run_cli([*TINY_DKT, *logs], run=False)
     assert find_last_checkpoint(cli.trainer) == versions / "version_0" / "checkpoints" / "last.ckpt"
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashAfter(Callback):
+    """Raises after ``batches`` training batches: a crash in the middle of an epoch."""
+
+    def __init__(self, batches: int) -> None:
+        self.batches = batches
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.fit_loop.total_batch_idx + 1 == self.batches:
+            raise Crash
+
+
+def test_mlp_resumes_mid_epoch_from_tensor_batches(tmp_path):
+    """The MLP's data are TensorBatches (not a DataLoader); one mini-batch per step, dropout."""
+    make_csv(tmp_path / "covid.train.csv", rows=80)
+    args = [  # run=False reads no subcommand defaults: trainer.yaml comes first explicitly
+        "--config", str(ROOT / "configs" / "trainer.yaml"),
+        "--config", str(ROOT / "configs" / "mlp_covid_tuned.yaml"), "--data.init_args.data_dir", str(tmp_path),
+        "--data.init_args.top_k", "3", "--data.init_args.batch_size", "8", "--data.init_args.whole_epoch", "false",
+        "--model.init_args.dropout", "0.2", "--trainer.max_epochs", "3", "--checkpoint.last_every_n_batches", "3",
+    ]
+
+    def fit(name: str, crash_after: int | None = None, ckpt: Path | None = None):
+        cli = run_cli([*args, "--trainer.logger.init_args.save_dir", str(tmp_path / name)], run=False)
+        if crash_after:
+            cli.trainer.callbacks.append(CrashAfter(crash_after))
+        with contextlib.suppress(Crash):
+            cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=ckpt)
+        return cli
+
+    reference = fit("ref")
+    steps_per_epoch = reference.trainer.num_training_batches
+    crashed = fit("run", crash_after=steps_per_epoch + 5)  # in the 2nd epoch, after its batch 3 was saved
+    last = Path(crashed.trainer.checkpoint_callback.last_model_path)
+    progress = torch.load(last, weights_only=True)["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]
+    assert progress["processed"] == 3
+    resumed = fit("run2", ckpt=last)
+    assert resumed.trainer.global_step == reference.trainer.global_step == 3 * steps_per_epoch
+    ref_weights, weights = reference.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(weights[k], ref_weights[k]) for k in ref_weights)
+    assert resumed.trainer.callback_metrics["val/mse"].item() == reference.trainer.callback_metrics["val/mse"].item()
