@@ -66,8 +66,14 @@ def validation_metrics(ckpt: Path, save_dir: Path) -> dict[str, float]:
 
 def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path):
     fit = ["fit", *TINY_DKT, "--trainer.max_epochs", "2", "--checkpoint.last_every_n_batches", "5"]
-    reference = kt_process([*fit, "--trainer.logger.init_args.save_dir", "ref"], tmp_path)
     killed = kt_process([*fit, "--trainer.logger.init_args.save_dir", "run"], tmp_path)
+    # The uninterrupted run, here while the other starts up, with its single thread (as OMP_NUM_THREADS=1).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run_cli([*fit, "--trainer.logger.init_args.save_dir", str(tmp_path / "ref")])
+    finally:
+        torch.set_num_threads(threads)
     last = tmp_path / "run" / "dkt_synthetic" / "version_0" / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 90
     while not last.exists() and killed.poll() is None and time.monotonic() < deadline:
@@ -80,7 +86,6 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path):
     assert 0 < progress < BATCHES_PER_EPOCH, "the checkpoint to resume from must be mid-epoch"
 
     finish(kt_process([*fit, "--trainer.logger.init_args.save_dir", "run", "--ckpt_path", "last"], tmp_path))
-    finish(reference)
     # The resumed run continued in the killed run's folder; no second version was started.
     assert not (tmp_path / "run" / "dkt_synthetic" / "version_1").exists()
     reference_last = tmp_path / "ref" / "dkt_synthetic" / "version_0" / "checkpoints" / "last.ckpt"
