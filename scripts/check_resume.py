@@ -6,7 +6,8 @@ with an uninterrupted run of the same command.
 Both runs write `last.ckpt` every ``--every`` training batches; the first is killed right after its
 ``--kill-at``-th write of `last.ckpt` (with 38 batches per epoch and ``--every 10``, writes 1-4 are epoch 0,
 so the 9th is batch 10 of epoch 2). Printed: where the checkpoint was, every epoch's validation metrics of
-both runs, and whether the final weights are bit-identical. Extra `kt fit` options go after ``--``.
+both runs, and whether the final weights are bit-identical. Extra `kt fit` options go after ``--``, e.g.
+``-- --trainer.strategy ddp --trainer.accelerator cpu --trainer.devices 2`` (the kill takes every process).
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ def kt_fit(args: list[str], save_dir: Path) -> subprocess.Popen:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     command = [sys.executable, "-m", "kt", "fit", *args, "--trainer.logger.init_args.save_dir", str(save_dir),
                "--trainer.enable_progress_bar", "false"]
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # A session of its own: the kill takes the DDP worker processes too, as a machine failure would.
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
 
 
 def finish(process: subprocess.Popen) -> None:
@@ -74,7 +77,7 @@ def main() -> None:
         time.sleep(0.01)
     if killed.poll() is not None:
         sys.exit(f"the run ended after {writes} writes of last.ckpt, before it could be killed")
-    killed.send_signal(signal.SIGKILL)
+    os.killpg(killed.pid, signal.SIGKILL)
     killed.communicate()
     (last,) = (work / "killed").glob("*/version_0/checkpoints/last.ckpt")
     state = torch.load(last, map_location="cpu", weights_only=True)
