@@ -28,13 +28,16 @@ DATA_STATE_FILE = "data_state.json"
 
 
 def load_model(ckpt: str | Path, class_path: str | None = None) -> LightningModule:
-    """A kt model from its checkpoint (``weights_only``), on the CPU in eval mode. Without ``class_path``,
-    the first class of :mod:`kt.models` whose hyperparameters and weights fit the checkpoint."""
+    """A kt model from its checkpoint (``weights_only``), on the CPU in eval mode. The class: ``class_path``,
+    else the one `kt fit` recorded in the checkpoint, else the first of :mod:`kt.models` that fits it."""
     import kt.models
 
     ckpt = Path(ckpt)
     if not ckpt.is_file():
         raise KTInputError(f"{ckpt} not found; expected a checkpoint written by `kt fit`")
+    if class_path is None:
+        hparams = torch.load(ckpt, map_location="cpu", weights_only=True).get("hyper_parameters", {})
+        class_path = hparams.get("_class_path")
     if class_path:
         module, _, name = class_path.rpartition(".")
         candidates = [getattr(importlib.import_module(module or "kt.models"), name)]
@@ -44,7 +47,7 @@ def load_model(ckpt: str | Path, class_path: str | None = None) -> LightningModu
     for cls in candidates:
         try:
             model = cls.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True)
-        except (TypeError, RuntimeError, KeyError) as err:  # other hyperparameters or weights
+        except (TypeError, ValueError, RuntimeError, KeyError) as err:  # other hyperparameters or weights
             errors.append(f"{cls.__name__}: {str(err).splitlines()[0]}")
             continue
         return model.eval()

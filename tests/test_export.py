@@ -90,5 +90,5 @@ def test_load_model_errors_are_clear(tmp_path):
     with pytest.raises(KTInputError, match="not found"):
         load_model(tmp_path / "nope.ckpt")
     torch.save({"state_dict": {}, "hyper_parameters": {"nonsense": 1}}, tmp_path / "x.ckpt")
-    with pytest.raises(KTInputError, match="not a checkpoint of DKT, MLPRegressor"):
+    with pytest.raises(KTInputError, match="not a checkpoint of .*DKT, MLPRegressor"):
         load_model(tmp_path / "x.ckpt")
