@@ -8,7 +8,7 @@ Three things make a resumed run equal to an uninterrupted one:
 * the same batches after the restart: the training loaders order each epoch by (seed, epoch) and skip
   what the checkpoint already trained on (:mod:`kt.data.sampling`);
 * the same random numbers (dropout): :class:`RNGStates` saves the generators' states in the checkpoint
-  and puts them back just before the first training batch after the restart.
+  and puts them back when the restarted training starts.
 
 ``--ckpt_path last`` finds the newest ``last*.ckpt`` of the experiment (:func:`find_last_checkpoint`);
 ``kt fit`` then continues in that run's version folder, so its checkpoints and curves stay together.
@@ -101,12 +101,13 @@ def _restore(state: dict) -> None:
 
 class RNGStates(Callback):
     """Saves the torch, numpy, Python (and CUDA) random generator states in every checkpoint; after a
-    resume, restores them right before the first training batch.
+    resume, restores them when training starts (``on_train_start``).
 
-    Not earlier: between loading the checkpoint and that batch the restarted run does things the
-    uninterrupted one did not at that point (building the model, a sanity validation), and whatever they
-    draw must not shift the dropout masks. Under DDP every process starts from the same seed, so the
-    saved states (rank 0's) are every process's.
+    Not earlier: between loading the checkpoint and that hook the restarted run does things the
+    uninterrupted one did not (building the model, a sanity validation), and whatever they draw must not
+    shift what training draws next. Not later: the first batch's ``on_after_batch_transfer`` (e.g. image
+    augmentation on the device) already draws random numbers, before ``on_train_batch_start``. Under DDP
+    every process starts from the same seed, so the saved states (rank 0's) are every process's.
     """
 
     def __init__(self) -> None:
@@ -118,7 +119,7 @@ class RNGStates(Callback):
     def load_state_dict(self, state_dict: dict) -> None:
         self._pending = state_dict
 
-    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._pending is not None:
             _restore(self._pending)
             self._pending = None
