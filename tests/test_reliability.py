@@ -159,13 +159,11 @@ def test_tensor_batches_resume_skips_trained_batches():
     resumed.load_state_dict({"epoch": 0, "batches": 2})
     assert [b["x"].tolist() for b in resumed] == [b["x"].tolist() for b in full[2:]]
     assert len(list(resumed)) == 4  # the next epoch is whole again
-    # Without a progress function: Lightning trains on batch 1 while it fetches batch 2.
+    # Without a progress function: the batches handed out (Lightning fetches none ahead from a sized loader).
     counting = TensorBatches({"x": x}, batch_size=3, shuffle=True, seed=1)
     batches = iter(counting)
-    next(batches), next(batches), next(batches)
+    next(batches), next(batches)
     assert counting.state_dict() == {"epoch": 0, "batches": 2}
-    list(batches)
-    assert counting.state_dict()["batches"] == 4
 
 
 def test_last_checkpoint_is_the_latest_epoch_even_without_improvement(tmp_path):

@@ -32,8 +32,8 @@ def global_seed() -> int:
 def trained_batches(datamodule: LightningDataModule) -> Callable[[], int]:
     """A function giving how many batches of the current training epoch the model has trained on.
 
-    That is what a resumed loader must skip. It is the trainer's count, not the loader's: Lightning
-    fetches a batch ahead, so a loader counting what it handed out would be one batch off.
+    That is what a resumed loader must skip. It is the trainer's own count, so it holds whatever the loader,
+    its workers or Lightning fetch ahead.
     """
 
     def done() -> int:
@@ -121,11 +121,11 @@ class ResumableLoader(DataLoader):
         Everything else as for ``DataLoader``; ``sampler`` must be an :class:`EpochSampler`.
     """
 
-    def __init__(self, *args: Any, progress: Callable[[], int] | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, progress: Callable[[], int], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if not isinstance(self.sampler, EpochSampler):
             raise TypeError(f"ResumableLoader needs an EpochSampler, got {type(self.sampler).__name__}")
-        self.progress = progress or (lambda: 0)
+        self.progress = progress
 
     def state_dict(self) -> dict:
         return {"epoch": self.sampler.epoch, "batches": int(self.progress())}

@@ -36,7 +36,7 @@ class TensorBatches:
             (default: when shuffling, i.e. for training); without it (evaluation) every row is seen once.
         progress: returns how many batches of the current training epoch were trained on
             (:func:`kt.data.sampling.trained_batches`), saved in checkpoints so that a resumed run skips
-            them. Without it: the batches handed out, less the one Lightning fetches ahead.
+            them. Without it: the number of batches handed out.
     """
 
     def __init__(
@@ -67,7 +67,6 @@ class TensorBatches:
         self.batch_sampler = None
         self.progress = progress
         self._handed_out = 0
-        self._exhausted = False
         self._skip = 0
 
     def to(self, device: torch.device | str) -> TensorBatches:
@@ -81,10 +80,8 @@ class TensorBatches:
         return math.ceil(len(self.sampler) / self.batch_size)
 
     def state_dict(self) -> dict:
-        if self.progress is not None:
-            batches = self.progress()
-        else:  # Lightning has fetched one batch ahead of the one being trained on, unless none was left
-            batches = max(self._handed_out - (0 if self._exhausted else 1), 0)
+        # Lightning fetches no batch ahead from a loader with a length, so what was handed out was trained on.
+        batches = self.progress() if self.progress is not None else self._handed_out
         return {"epoch": self.sampler.epoch, "batches": int(batches)}
 
     def load_state_dict(self, state: dict) -> None:
@@ -95,7 +92,6 @@ class TensorBatches:
     def __iter__(self) -> Iterator[dict]:
         skip, self._skip = self._skip, 0
         self._handed_out = skip
-        self._exhausted = False
         tensors = self.tensors
         ids = self.ids
         order = self.sampler.indices()
@@ -109,7 +105,6 @@ class TensorBatches:
             if skip == 0:
                 self._handed_out = 1
                 yield {**tensors, "batch_size": self.batch_size} | ({"id": ids} if ids is not None else {})
-            self._exhausted = True
             return
         for start in range(skip * self.batch_size, rows, self.batch_size):
             stop = start + self.batch_size
@@ -118,4 +113,3 @@ class TensorBatches:
                 batch["id"] = ids[start:stop]
             self._handed_out += 1
             yield batch
-        self._exhausted = True
