@@ -16,22 +16,7 @@ import sys
 import torch
 
 from kt.errors import KTInputError
-from kt.export import export, load_model, max_abs_difference
-
-
-def other_inputs(example: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-    """Inputs shaped unlike the example (batch 3; for sequences, 3 more steps), drawn like it."""
-    generator = torch.Generator().manual_seed(0)
-    out = []
-    for tensor in example:
-        shape = (3, tensor.shape[1] + 3, *tensor.shape[2:]) if tensor.dim() >= 2 and not tensor.is_floating_point() \
-            else (3, *tensor.shape[1:])
-        if tensor.is_floating_point():
-            out.append(torch.randn(shape, generator=generator))
-        else:
-            high = int(tensor.max()) + 1
-            out.append(torch.randint(0, max(high, 1), shape, generator=generator))
-    return tuple(out)
+from kt.export import export, load_model, max_abs_difference, other_inputs
 
 
 def main(argv: list[str] | None = None) -> float:
@@ -42,8 +27,8 @@ def main(argv: list[str] | None = None) -> float:
     args = parser.parse_args(argv)
 
     model = load_model(args.ckpt, args.model)
-    network, example = model.export_module()
-    traced, example = export(model, args.out)
+    network, _ = model.export_module()
+    _, example = export(model, args.out)
     exported = torch.jit.load(args.out)
     diffs = {"example inputs": max_abs_difference(network.eval(), exported, example)}
     other = other_inputs(example)

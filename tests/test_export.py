@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch import LightningModule
 
 import kt.models
 from kt.cli import run_cli
@@ -92,3 +93,21 @@ def test_load_model_errors_are_clear(tmp_path):
     torch.save({"state_dict": {}, "hyper_parameters": {"nonsense": 1}}, tmp_path / "x.ckpt")
     with pytest.raises(KTInputError, match="not a checkpoint of .*DKT, MLPRegressor"):
         load_model(tmp_path / "x.ckpt")
+
+
+class StepLoop(torch.nn.Module):
+    """A Python loop over time steps: its trace only fits the example's length."""
+
+    def forward(self, skills: torch.Tensor, correct: torch.Tensor) -> torch.Tensor:
+        return torch.cat([(skills[:, t : t + 1] + correct[:, t : t + 1]).float() for t in range(skills.shape[1])], 1)
+
+
+class StepLoopModel(LightningModule):
+    def export_module(self):
+        return StepLoop(), (torch.zeros(2, 5, dtype=torch.long), torch.ones(2, 5, dtype=torch.long))
+
+
+def test_a_trace_that_only_fits_the_example_is_refused(tmp_path):
+    with pytest.raises(KTInputError, match=r"StepLoopModel: the traced network does not carry over .* \(3, 8\)"):
+        export(StepLoopModel(), tmp_path / "loop.pt")
+    assert not (tmp_path / "loop.pt").exists()
