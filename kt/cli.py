@@ -71,7 +71,11 @@ class KTCLI(LightningCLI):
             self.config_init[self.subcommand]["ckpt_path"] = None
             return
         rank_zero_info(f"--ckpt_path last: {ckpt}")
-        self.config_init[self.subcommand]["ckpt_path"] = str(ckpt)
+        # From here on as if the path had been given: the model's hyperparameters (and data state) are read
+        # from the checkpoint, and everything is instantiated again with them.
+        self.config[self.subcommand]["ckpt_path"] = str(ckpt)
+        self._parse_ckpt_path()
+        super().instantiate_classes()
         if self.subcommand == "fit":
             continue_version(self.trainer, ckpt)
 

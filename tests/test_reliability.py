@@ -99,6 +99,12 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path):
     # Bit-identical final validation metrics (AUC, accuracy, loss).
     metrics = validation_metrics(last, tmp_path / "val")
     assert metrics == validation_metrics(reference_last, tmp_path / "val")
+    # `kt validate --ckpt_path last` takes the same file, as if its path had been given.
+    cli = run_cli(["validate", *TINY_DKT, "--trainer.logger.init_args.save_dir", str(tmp_path / "run"),
+                   "--ckpt_path", "last"])
+    assert cli.trainer.ckpt_path == str(last)
+    assert cli.model.hparams.data_state == checkpoint_state(last)["hyper_parameters"]["data_state"]
+    assert {k: v.item() for k, v in cli.trainer.callback_metrics.items()} == metrics
     print(f"killed at epoch {epoch}, batch {progress} of {BATCHES_PER_EPOCH}; resumed and uninterrupted: "
           f"best val/auc {best_score(resumed)!r}, final {metrics}")
 
