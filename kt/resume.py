@@ -31,11 +31,12 @@ class KTCheckpoint(ModelCheckpoint):
     """``ModelCheckpoint`` whose ``last.ckpt`` is always the latest state: after every epoch, and optionally
     during an epoch.
 
+    The other arguments are ``ModelCheckpoint``'s (``monitor``, ``save_top_k``, ``save_last``, ...).
+
     Args:
         last_every_n_batches: write ``last.ckpt`` after every this many training batches of an epoch (it
             is written at the end of every epoch anyway, with ``save_last``); a run killed in the middle
             of an epoch then loses at most this many batches. Unset: only at epoch ends.
-        All other arguments are ``ModelCheckpoint``'s (``monitor``, ``save_top_k``, ``save_last``, ...).
     """
 
     def __init__(self, *args: Any, last_every_n_batches: int | None = None, **kwargs: Any) -> None:
