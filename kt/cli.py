@@ -15,14 +15,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 import kt.data  # noqa: F401  (registers the DataModules: `--data Assist2009DataModule`, `--data.help ...`)
 import kt.models  # noqa: F401  (registers the models: `--model DKT`, `--model.help DKT`)
 from kt.callbacks import PredictionWriter
 from kt.errors import KTInputError
 from kt.inference import checkpoint_model_class, read_checkpoint
+from kt.resume import KTCheckpoint, RNGStates, continue_version, find_last_checkpoint
 
 # The shared trainer defaults live in the repository's configs/ (see README); KT_TRAINER_CONFIG points
 # elsewhere, e.g. for an installed (non-editable) package.
@@ -87,9 +89,11 @@ class KTArgumentParser(LightningArgumentParser):
 class KTCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # Always-on callbacks, configured under their own keys (checkpoint.*, early_stopping.*, ...).
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(KTCheckpoint, "checkpoint")
         parser.add_lightning_class_args(EarlyStopping, "early_stopping")
         parser.add_lightning_class_args(PredictionWriter, "prediction_writer")
+        # Random generator states in every checkpoint, for resumed runs that equal uninterrupted ones.
+        parser.add_lightning_class_args(RNGStates, "rng_states")
         # "auto": monitor what the model declares (e.g. DKT: val/auc, max), in that metric's direction.
         parser.set_defaults({"checkpoint.monitor": AUTO, "early_stopping.monitor": AUTO})
 
@@ -101,6 +105,27 @@ class KTCLI(LightningCLI):
                 config[key].monitor = getattr(model_class, "monitor", "val/loss")
                 config[key].mode = getattr(model_class, "monitor_mode", "min")
         super().instantiate_classes()
+        if self.subcommand and self.config_init[self.subcommand].get("ckpt_path") == "last":
+            self._resolve_last()
+
+    def _resolve_last(self) -> None:
+        """``--ckpt_path last``: the experiment's newest last.ckpt, whichever run (version folder) wrote it."""
+        ckpt = find_last_checkpoint(self.trainer)
+        if ckpt is None and self.subcommand != "fit":
+            raise KTInputError("--ckpt_path last: no last*.ckpt in this experiment's checkpoint folders")
+        if ckpt is None:
+            # As Lightning does: "last" can be set before the first run.
+            rank_zero_warn("--ckpt_path last: no last*.ckpt in this experiment's folders; starting from scratch")
+            self.config_init[self.subcommand]["ckpt_path"] = None
+            return
+        rank_zero_info(f"--ckpt_path last: {ckpt}")
+        # From here on as if the path had been given: the model's hyperparameters (and data state) are read
+        # from the checkpoint, and everything is instantiated again with them.
+        self.config[self.subcommand]["ckpt_path"] = str(ckpt)
+        self._parse_ckpt_path()
+        super().instantiate_classes()
+        if self.subcommand == "fit":
+            continue_version(self.trainer, ckpt)
 
     def _parse_ckpt_path(self) -> None:
         """Lightning's, but the checkpoint is read safely (weights_only, one clear error) and may only name a kt model.

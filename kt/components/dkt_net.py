@@ -52,3 +52,14 @@ class DKTNet(nn.Module):
         else:
             hidden, state = self.rnn(x, state)
         return self.head(self.dropout(hidden)), state
+
+
+class DKTLogits(nn.Module):
+    """``DKTNet`` without the recurrent state output: (skills, correct) -> logits, what gets exported."""
+
+    def __init__(self, net: DKTNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, skills: torch.Tensor, correct: torch.Tensor) -> torch.Tensor:
+        return self.net(skills, correct)[0]

@@ -23,6 +23,7 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_info
 
 from kt.data.download import ensure_file
+from kt.data.sampling import distributed, trained_batches
 from kt.data.state import model_data_state
 from kt.data.tensor_batches import TensorBatches
 from kt.errors import KTInputError
@@ -382,8 +383,15 @@ class CovidDataModule(LightningDataModule):
         size = self.batch_size if name == "train" else (self.eval_batch_size or len(split["x"]))
         # Row ids only where predictions are written: shuffling a list of strings every epoch costs time.
         ids = split["ids"] if name in ("test", "predict") else None
-        whole = self.whole_epoch and name == "train"
-        return TensorBatches(tensors, size, shuffle=shuffle, ids=ids, whole_epoch=whole).to(self._device())
+        # Under DDP a Lightning step must be one backward pass (DDP averages the gradients of each), so the
+        # model gets the mini-batches one by one there.
+        whole = self.whole_epoch and name == "train" and distributed()[0] == 1
+        train = name == "train"
+        batches = TensorBatches(
+            tensors, size, shuffle=shuffle, ids=ids, whole_epoch=whole, pad=train,
+            progress=trained_batches(self) if train else None,
+        )
+        return batches.to(self._device())
 
     def train_dataloader(self) -> TensorBatches:
         return self._batches("train", shuffle=True)

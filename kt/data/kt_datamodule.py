@@ -10,6 +10,7 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
+from kt.data.sampling import EpochSampler, ResumableLoader, global_seed, trained_batches
 from kt.data.sequences import Interactions, SkillVocabulary, WindowDataset, collate_windows, make_windows
 from kt.data.state import model_data_state
 
@@ -108,19 +109,29 @@ class KTDataModule(LightningDataModule):
             )
         rank_zero_info(f"{len(self.vocab)} skills")
 
-    def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
-        return DataLoader(
-            self.datasets[name],
+    def _loader(self, name: str, train: bool = False) -> DataLoader:
+        """Training: shuffled per (seed, epoch), resumable mid-epoch. Validation and test: in order. Under
+        DDP each process gets its share (training padded to equal shares, evaluation not: every window
+        is scored exactly once, and torchmetrics gathers the states across processes)."""
+        dataset = self.datasets[name]
+        sampler = EpochSampler(len(dataset), shuffle=train, pad=train)
+        options = dict(
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             collate_fn=collate_windows,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
+            # Its own generator: creating an iterator would otherwise draw from the global one, and a
+            # resumed run would see different dropout masks.
+            generator=torch.Generator().manual_seed(global_seed()),
         )
+        if train:
+            return ResumableLoader(dataset, progress=trained_batches(self), **options)
+        return DataLoader(dataset, **options)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        return self._loader("train", train=True)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val")
@@ -129,4 +140,8 @@ class KTDataModule(LightningDataModule):
         return self._loader("test")
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader("predict")
+        # A plain loader: Lightning tracks the order of predictions itself.
+        return DataLoader(
+            self.datasets["predict"], batch_size=self.batch_size, collate_fn=collate_windows,
+            num_workers=self.num_workers, pin_memory=torch.cuda.is_available(),
+        )

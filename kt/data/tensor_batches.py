@@ -3,14 +3,20 @@
 A per-row ``Dataset.__getitem__`` plus ``default_collate`` costs microseconds per row, every epoch; for a
 few thousand rows and thousands of epochs that overhead dominates training. Here an epoch is one
 ``randperm`` and one gather per tensor, then views.
+
+The order comes from an :class:`~kt.data.sampling.EpochSampler`: a function of (seed, epoch), one share
+per DDP process (Lightning cannot put a distributed sampler into an iterable that is not a DataLoader),
+and resumable mid-epoch through ``state_dict``/``load_state_dict``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
+
+from kt.data.sampling import EpochSampler
 
 
 class TensorBatches:
@@ -19,12 +25,18 @@ class TensorBatches:
     Args:
         tensors: name -> tensor, all with the same first dimension.
         batch_size: rows per batch; the last batch may be smaller (as a DataLoader without ``drop_last``).
-        shuffle: draw a fresh permutation every epoch from torch's global generator (seeded by
-            ``seed_everything``).
+        shuffle: a fresh permutation every epoch, seeded by ``seed`` (default: the ``seed_everything``
+            seed) plus the epoch.
         ids: optional row identifiers, yielded as a list under ``"id"`` (order follows the tensors).
         whole_epoch: yield the whole (shuffled) epoch as a single item with ``"batch_size"`` added; the
             model then takes the mini-batches itself (one Lightning step per epoch instead of one per batch,
             see :class:`kt.models.mlp.MLPRegressor`). The mini-batches are the same either way.
+        seed: seed of the shuffling.
+        pad: under DDP, repeat a few rows so that every process gets as many, hence as many optimizer steps
+            (default: when shuffling, i.e. for training); without it (evaluation) every row is seen once.
+        progress: returns how many batches of the current training epoch were trained on
+            (:func:`kt.data.sampling.trained_batches`), saved in checkpoints so that a resumed run skips
+            them. Without it: the number of batches handed out.
     """
 
     def __init__(
@@ -34,6 +46,9 @@ class TensorBatches:
         shuffle: bool = False,
         ids: Sequence[str] | None = None,
         whole_epoch: bool = False,
+        seed: int | None = None,
+        pad: bool | None = None,
+        progress: Callable[[], int] | None = None,
     ) -> None:
         lengths = {len(t) for t in tensors.values()}
         if len(lengths) != 1:
@@ -46,6 +61,13 @@ class TensorBatches:
         self.shuffle = shuffle
         self.ids = list(ids) if ids is not None else None
         self.whole_epoch = whole_epoch
+        # Lightning looks for ``sampler`` (to call ``set_epoch``) and ``batch_sampler`` as on a DataLoader.
+        pad = shuffle if pad is None else pad
+        self.sampler = EpochSampler(self.num_rows, shuffle=shuffle, seed=seed, pad=pad)
+        self.batch_sampler = None
+        self.progress = progress
+        self._handed_out = 0
+        self._skip = 0
 
     def to(self, device: torch.device | str) -> TensorBatches:
         """Move the tensors once (e.g. to the GPU), so batches need no copy."""
@@ -55,23 +77,39 @@ class TensorBatches:
     def __len__(self) -> int:
         if self.whole_epoch:
             return 1
-        return math.ceil(self.num_rows / self.batch_size)
+        return math.ceil(len(self.sampler) / self.batch_size)
+
+    def state_dict(self) -> dict:
+        # Lightning fetches no batch ahead from a loader with a length, so what was handed out was trained on.
+        batches = self.progress() if self.progress is not None else self._handed_out
+        return {"epoch": self.sampler.epoch, "batches": int(batches)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Resume: the next iteration is that epoch's, without the batches already trained on."""
+        self.sampler.set_epoch(state["epoch"])
+        self._skip = state["batches"]
 
     def __iter__(self) -> Iterator[dict]:
+        skip, self._skip = self._skip, 0
+        self._handed_out = skip
         tensors = self.tensors
         ids = self.ids
-        if self.shuffle:
-            order = torch.randperm(self.num_rows)
-            ids = [ids[i] for i in order.tolist()] if ids is not None else None
+        order = self.sampler.indices()
+        if self.sampler.shuffle or self.sampler.num_replicas > 1:  # else the tensors as they are
+            ids = [ids[i] for i in order] if ids is not None else None
             device = next(iter(tensors.values())).device
-            order = order.to(device)
-            tensors = {k: t.index_select(0, order) for k, t in tensors.items()}
+            index = torch.tensor(order, dtype=torch.long, device=device)
+            tensors = {k: t.index_select(0, index) for k, t in tensors.items()}
+        rows = len(order)
         if self.whole_epoch:
-            yield {**tensors, "batch_size": self.batch_size} | ({"id": ids} if ids is not None else {})
+            if skip == 0:
+                self._handed_out = 1
+                yield {**tensors, "batch_size": self.batch_size} | ({"id": ids} if ids is not None else {})
             return
-        for start in range(0, self.num_rows, self.batch_size):
+        for start in range(skip * self.batch_size, rows, self.batch_size):
             stop = start + self.batch_size
             batch = {k: t[start:stop] for k, t in tensors.items()}
             if ids is not None:
                 batch["id"] = ids[start:stop]
+            self._handed_out += 1
             yield batch

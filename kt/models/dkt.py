@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torchmetrics import MetricCollection
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC
 
-from kt.components.dkt_net import Backbone, DKTNet
+from kt.components.dkt_net import Backbone, DKTLogits, DKTNet
 from kt.data.sequences import SkillVocabulary
 from kt.models.base import KTModule, Optimizer, Scheduler
 
@@ -84,6 +84,14 @@ class DKT(KTModule):
         """Logits (batch, time, num_skills): output t is about the answer at step t + 1."""
         return self.net(skills, correct)[0]
 
+    def export_module(self) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
+        """For :mod:`kt.export`: (skills, correct), both (batch, time) int64 skill indices and 0/1 answers,
+        -> logits (batch, time, num_skills). Any batch size and sequence length."""
+        # Batch 2, 5 steps: sizes 0 and 1 would be taken as fixed by torch.export.
+        skills = torch.arange(10).remainder(self.hparams.num_skills).reshape(2, 5)
+        correct = torch.tensor([[1, 0, 1, 1, 0], [0, 0, 1, 0, 1]])
+        return DKTLogits(self.net), (skills, correct)
+
     def next_step_logits(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """For every real step t >= 1: the logit predicted for its skill from steps < t, and its answer.
 
@@ -103,14 +111,16 @@ class DKT(KTModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         logit, target = self._scored(batch)
         loss = F.binary_cross_entropy_with_logits(logit, target)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=target.numel())
+        # sync_dist: under DDP the epoch's loss is averaged over every process's batches (a no-op otherwise).
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=target.numel(),
+                 sync_dist=True)
         return loss
 
     def _evaluate(self, batch: dict, stage: str, metrics: MetricCollection) -> None:
         logit, target = self._scored(batch)
         loss = F.binary_cross_entropy_with_logits(logit, target)
         metrics.update(torch.sigmoid(logit), target.long())
-        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=target.numel())
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=target.numel(), sync_dist=True)
         self.log_dict(metrics, prog_bar=True)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:

@@ -83,6 +83,10 @@ class MLPRegressor(KTModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def export_module(self) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
+        """For :mod:`kt.export`: standardised features (batch, input_size) float32 -> predictions (batch,)."""
+        return self.net, (torch.zeros(2, self.hparams.input_size),)
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         """One optimizer step per mini-batch of ``batch["batch_size"]`` rows (the whole batch without it).
 

@@ -1,0 +1,115 @@
+"""Export a trained model's network to TorchScript, to run without kt, Lightning or Python.
+
+Each model says what to export with ``export_module() -> (network, example inputs)``: the plain
+``nn.Module`` that maps input tensors to outputs (DKT: skills and answers to logits; MLP: features to the
+prediction). :func:`export` traces it with the example inputs and saves it; the model's ``data_state``
+(vocabulary, feature columns and scaler, ...) goes into the same file as ``data_state.json``, so whoever
+loads it can encode inputs as the model was trained:
+
+    extra = {"data_state.json": ""}
+    network = torch.jit.load("model.pt", _extra_files=extra)
+    data_state = json.loads(extra["data_state.json"])
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from lightning.pytorch import LightningModule
+
+from kt.errors import KTInputError
+
+DATA_STATE_FILE = "data_state.json"
+# Exported and PyTorch outputs must agree to this (float32 round-off).
+TOLERANCE = 1e-5
+
+
+def load_model(ckpt: str | Path, class_path: str | None = None) -> LightningModule:
+    """A kt model from its checkpoint (``weights_only``), on the CPU in eval mode. The class: ``class_path``,
+    else the one `kt fit` recorded in the checkpoint, else the first of :mod:`kt.models` that fits it."""
+    import kt.models
+
+    ckpt = Path(ckpt)
+    if not ckpt.is_file():
+        raise KTInputError(f"{ckpt} not found; expected a checkpoint written by `kt fit`")
+    if class_path is None:
+        hparams = torch.load(ckpt, map_location="cpu", weights_only=True).get("hyper_parameters", {})
+        class_path = hparams.get("_class_path")
+    if class_path:
+        module, _, name = class_path.rpartition(".")
+        candidates = [getattr(importlib.import_module(module or "kt.models"), name)]
+    else:
+        candidates = [getattr(kt.models, name) for name in kt.models.__all__]
+    errors = []
+    for cls in candidates:
+        try:
+            model = cls.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True)
+        except (TypeError, ValueError, RuntimeError, KeyError) as err:  # other hyperparameters or weights
+            errors.append(f"{cls.__name__}: {str(err).splitlines()[0]}")
+            continue
+        return model.eval()
+    raise KTInputError(f"{ckpt}: not a checkpoint of {', '.join(c.__name__ for c in candidates)} ({'; '.join(errors)})")
+
+
+def other_inputs(example: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """Inputs shaped unlike the example, drawn like it: batch 3 and, for integer sequences (batch, time),
+    3 more steps; integers within the example's range, floats standard normal."""
+    generator = torch.Generator().manual_seed(0)
+    out = []
+    for tensor in example:
+        if tensor.is_floating_point():
+            out.append(torch.randn((3, *tensor.shape[1:]), generator=generator))
+        else:
+            shape = (3, tensor.shape[1] + 3, *tensor.shape[2:]) if tensor.dim() >= 2 else (3,)
+            out.append(torch.randint(0, int(tensor.max()) + 1, shape, generator=generator))
+    return tuple(out)
+
+
+def export(model: LightningModule, out: str | Path) -> tuple[torch.jit.ScriptModule, tuple[torch.Tensor, ...]]:
+    """Trace ``model.export_module()`` and save it to ``out`` with the data state; returns the traced
+    module and the example inputs.
+
+    A trace records one run; before anything is written it is checked on inputs of another batch size and
+    sequence length (:func:`other_inputs`), so a network whose trace would only fit the example's shapes
+    (e.g. a Python loop over time steps) is refused rather than exported wrong.
+    """
+    if not hasattr(model, "export_module"):
+        raise KTInputError(f"{type(model).__name__} has no export_module(); it cannot be exported")
+    network, example = model.export_module()
+    network = network.eval()
+    with torch.no_grad(), warnings.catch_warnings():
+        # nn.LSTM/GRU check their input's shape in Python while tracing; the checks hold for every batch
+        # size and length, as the check below confirms.
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        traced = torch.jit.trace(network, example)
+    other = other_inputs(example)
+    try:
+        diff = max_abs_difference(network, traced, other)
+    except RuntimeError as err:
+        diff, reason = math.inf, str(err).strip().splitlines()[-1]
+    else:
+        reason = f"outputs differ by up to {diff:.3g}"
+    if not diff <= TOLERANCE:
+        raise KTInputError(
+            f"{type(model).__name__}: the traced network does not carry over from inputs of shape "
+            f"{[tuple(t.shape) for t in example]} to {[tuple(t.shape) for t in other]} ({reason}); "
+            "this configuration cannot be exported by tracing"
+        )
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    state = model.hparams.get("data_state")
+    torch.jit.save(traced, str(out), _extra_files={DATA_STATE_FILE: json.dumps(state)})
+    return traced, example
+
+
+def max_abs_difference(reference: torch.nn.Module, exported: torch.nn.Module, inputs: Sequence[torch.Tensor]) -> float:
+    """Largest absolute difference between the two modules' outputs on ``inputs``."""
+    with torch.no_grad():
+        expected, got = reference(*inputs), exported(*inputs)
+    return (expected.float() - got.float()).abs().max().item()
