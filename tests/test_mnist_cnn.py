@@ -230,11 +230,27 @@ def test_user_images_become_mnist_style() -> None:
         assert rows.max() - rows.min() + 1 == 20  # the longer side fits the 20-pixel box
         ys, xs = np.indices(image.shape)
         centre = [(ys * image).sum() / image.sum(), (xs * image).sum() / image.sum()]
-        assert centre == pytest.approx([13.5, 13.5], abs=0.6)  # centred by mass
+        assert centre == pytest.approx([14, 14], abs=0.6)  # centred by mass, at (14, 14) as MNIST
     np.testing.assert_array_equal(
         to_mnist_style(digit_picture(300, 200, True).astype(float)),
         to_mnist_style(digit_picture(300, 200, False).astype(float)),
     )
+
+
+def test_real_mnist_digits_survive_the_photo_round_trip(real_data_dir: Path) -> None:
+    """A test digit enlarged 4x and made dark on light, as a user's scan, comes back as the original."""
+    from PIL import Image
+
+    path = real_data_dir / "mnist" / "t10k-images-idx3-ubyte.gz"
+    if not path.is_file():
+        pytest.skip(f"{path} is not there")
+    images = read_images(path)[:100]
+    correlations = []
+    for image in images:
+        scan = 255.0 - np.asarray(Image.fromarray(image).resize((112, 112), Image.BILINEAR), dtype=float)
+        back = to_mnist_style(scan).astype(float)
+        correlations.append(np.corrcoef(back.ravel(), image.astype(float).ravel())[0, 1])
+    assert np.median(correlations) > 0.95 and np.mean(correlations) > 0.9
 
 
 # -------------------------------------------------------------------------------------------------- CLI
