@@ -52,7 +52,7 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 def datamodule(data_dir: Path, **kwargs) -> MNISTDataModule:
-    return MNISTDataModule(data_dir=str(data_dir), download=False, val_size=20, **{"batch_size": 32, **kwargs})
+    return MNISTDataModule(data_dir=str(data_dir), download=False, **{"val_size": 20, "batch_size": 32, **kwargs})
 
 
 # ------------------------------------------------------------------------------------------------ IDX files
@@ -318,3 +318,10 @@ def test_missing_files_say_where_to_put_them(tmp_path: Path, monkeypatch) -> Non
     dm = MNISTDataModule(dataset="mnist", data_dir=str(tmp_path / "none"))
     with pytest.raises(KTInputError, match=r"could not be downloaded \(offline\?\)\. Put t10k-images-idx3-ubyte.gz"):
         dm.setup("test")
+
+
+def test_lone_last_image_is_skipped_with_batch_norm(data_dir: Path, tmp_path: Path) -> None:
+    dm = datamodule(data_dir, val_size=19, batch_size=50)  # 101 training images: batches of 50, 50 and 1
+    model = Recorder(channels=[4], fc_sizes=[8], batch_norm=True)
+    fit(model, dm, tmp_path)
+    assert [len(x) for x in model.seen["train"]] == [50, 50, 1]  # and no "Expected more than 1 value" error

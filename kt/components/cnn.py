@@ -15,9 +15,9 @@ class CNNNet(nn.Module):
     2 x 2 max-pooling [-> Dropout2d ``conv_dropout``]. With ``pool_early`` the pooling comes right after the
     block's last conv, before its BatchNorm and ReLU: a quarter of the elementwise work on the block's largest
     tensors (on a CPU these, not the convolutions, dominate at 28 x 28); max-pooling commutes with ReLU.
-    The head flattens the last feature map (or averages it
-    over space with ``global_pool``), then each of ``fc_sizes`` is Linear [-> BatchNorm] -> ReLU
-    [-> Dropout ``dropout``], then a Linear to ``num_classes``.
+
+    The head flattens the last feature map (or averages it over space with ``global_pool``), then each of
+    ``fc_sizes`` is Linear [-> BatchNorm] -> ReLU [-> Dropout ``dropout``], then a Linear to ``num_classes``.
 
     The defaults are the course seeds' SimpleCNN: conv 16 -> conv 32 (each ReLU + max-pool), fc 128, fc 10.
     """
