@@ -4,6 +4,7 @@ predictions CSV, checkpoint round trip."""
 from __future__ import annotations
 
 import gzip
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -105,10 +106,19 @@ def test_image_and_label_counts_must_agree(tmp_path: Path) -> None:
         read_pair(tmp_path / "img", tmp_path / "lab")
 
 
-def test_real_mnist_test_set(real_data_dir: Path) -> None:
-    folder = real_data_dir / "mnist"
-    if not folder.is_dir():
-        pytest.skip(f"{folder} is not there")
+@pytest.fixture
+def mnist_dir() -> Path:
+    """The real MNIST test files: ``$KT_DATA_DIR/mnist``, else ``../shared/data/mnist`` beside the repository."""
+    candidates = [Path(os.environ["KT_DATA_DIR"]) / "mnist"] if os.environ.get("KT_DATA_DIR") else []
+    candidates.append(CONFIGS.parent.parent / "shared" / "data" / "mnist")
+    for folder in candidates:
+        if (folder / "t10k-images-idx3-ubyte.gz").is_file():
+            return folder
+    pytest.skip("no MNIST test files in $KT_DATA_DIR/mnist or ../shared/data/mnist")
+
+
+def test_real_mnist_test_set(mnist_dir: Path) -> None:
+    folder = mnist_dir
     images, labels = read_pair(folder / "t10k-images-idx3-ubyte.gz", folder / "t10k-labels-idx1-ubyte.gz")
     assert images.shape == (10000, 28, 28)
     counts = Counter(labels.tolist())
@@ -237,14 +247,11 @@ def test_user_images_become_mnist_style() -> None:
     )
 
 
-def test_real_mnist_digits_survive_the_photo_round_trip(real_data_dir: Path) -> None:
+def test_real_mnist_digits_survive_the_photo_round_trip(mnist_dir: Path) -> None:
     """A test digit enlarged 4x and made dark on light, as a user's scan, comes back as the original."""
     from PIL import Image
 
-    path = real_data_dir / "mnist" / "t10k-images-idx3-ubyte.gz"
-    if not path.is_file():
-        pytest.skip(f"{path} is not there")
-    images = read_images(path)[:100]
+    images = read_images(mnist_dir / "t10k-images-idx3-ubyte.gz")[:100]
     correlations = []
     for image in images:
         scan = 255.0 - np.asarray(Image.fromarray(image).resize((112, 112), Image.BILINEAR), dtype=float)
