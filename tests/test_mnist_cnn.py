@@ -332,3 +332,12 @@ def test_lone_last_image_is_skipped_with_batch_norm(data_dir: Path, tmp_path: Pa
     model = Recorder(channels=[4], fc_sizes=[8], batch_norm=True)
     fit(model, dm, tmp_path)
     assert [len(x) for x in model.seen["train"]] == [50, 50, 1]  # and no "Expected more than 1 value" error
+
+
+def test_flip_test_time_augmentation_averages_the_mirror_image() -> None:
+    torch.manual_seed(0)
+    model = CNN(channels=[4], fc_sizes=[], tta_hflip=True).eval()
+    x = torch.randn(3, 1, 28, 28)
+    torch.testing.assert_close(model.evaluate(x), (model(x) + model(x.flip(-1))) / 2)
+    torch.testing.assert_close(model.evaluate(x), model.evaluate(x.flip(-1)))  # mirror images: same answer
+    assert not torch.allclose(model(x), model(x.flip(-1)))

@@ -27,6 +27,8 @@ class CNN(KTModule):
         global_pool: average the last feature map over space instead of flattening it (far fewer weights).
         pool_early: max-pool right after each block's last conv, before BatchNorm and ReLU (faster on CPU).
         channels_last: keep activations in channels-last memory format (faster convolutions on CPU and GPU).
+        tta_hflip: at validation, test and predict time, average the logits of each image and its mirror image
+            (test-time augmentation; for Fashion-MNIST, not digits). Training is unchanged.
         num_classes: number of classes.
         label_smoothing: cross-entropy label smoothing (training loss only).
         optimizer: ``adam``, ``adamw`` or ``sgd`` (with ``momentum``).
@@ -53,6 +55,7 @@ class CNN(KTModule):
         global_pool: bool = False,
         pool_early: bool = False,
         channels_last: bool = False,
+        tta_hflip: bool = False,
         num_classes: int = 10,
         label_smoothing: float = 0.0,
         optimizer: Optimizer = "adam",
@@ -91,6 +94,13 @@ class CNN(KTModule):
             x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x)
 
+    def evaluate(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits for validation, test and predict: with ``tta_hflip``, the mean over the image and its mirror."""
+        logits = self(x)
+        if self.hparams.get("tta_hflip"):
+            logits = (logits + self(x.flip(-1))) / 2
+        return logits
+
     def export_module(self) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
         """The network and an example input (one normalised 1 x 28 x 28 image), for TorchScript/ONNX export."""
         return self.net, (torch.zeros(1, 1, 28, 28),)
@@ -109,7 +119,7 @@ class CNN(KTModule):
         self.train_acc.reset()
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        logits = self(batch["x"])
+        logits = self.evaluate(batch["x"])
         self.log("val/loss", F.cross_entropy(logits, batch["y"]), batch_size=len(logits))
         self.val_acc.update(logits, batch["y"])
 
@@ -118,7 +128,7 @@ class CNN(KTModule):
         self.val_acc.reset()
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
-        logits = self(batch["x"])
+        logits = self.evaluate(batch["x"])
         self.log("test/loss", F.cross_entropy(logits, batch["y"]), batch_size=len(logits))
         self.test_acc.update(logits, batch["y"])
 
@@ -129,7 +139,7 @@ class CNN(KTModule):
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         """One row per image: ``image`` (test-set index or file path), ``label`` (true class; empty for your
         own files), ``pred``, ``pred_name`` and the class probabilities ``p_0`` .. ``p_9``."""
-        probs = torch.softmax(self(batch["x"]).float(), dim=-1)
+        probs = torch.softmax(self.evaluate(batch["x"]).float(), dim=-1)
         pred = probs.argmax(-1)
         classes = self.classes
         n = len(pred)
