@@ -90,7 +90,7 @@ class CNN(KTModule):
         return state.get("classes") or [str(i) for i in range(self.hparams.num_classes)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.hparams.channels_last:
+        if self.hparams.get("channels_last"):
             x = x.contiguous(memory_format=torch.channels_last)
         return self.net(x)
 
