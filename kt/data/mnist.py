@@ -73,8 +73,10 @@ def md5sum(path: Path) -> str:
 
 
 class MNISTDataModule(LightningDataModule):
-    """MNIST or Fashion-MNIST from IDX files (gzipped or not): a seeded train/validation split of the
-    official training set, the official test set for ``test`` (and ``predict`` by default).
+    """MNIST or Fashion-MNIST from IDX files (gzipped or not), served from in-memory uint8 tensors.
+
+    A seeded train/validation split of the official training set; the official test set for ``test`` (and
+    ``predict`` by default).
 
     Args:
         dataset: ``mnist`` or ``fashion_mnist``.
