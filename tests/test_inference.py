@@ -103,7 +103,8 @@ def test_knowledge_tracer_from_a_loaded_checkpoint(tmp_path):
 
 
 def test_registry_is_kt_models_all(monkeypatch):
-    assert model_registry() == {"DKT": DKT, "MLPRegressor": MLPRegressor}
+    assert model_registry() == {name: getattr(kt.models, name) for name in kt.models.__all__}
+    assert model_registry()["DKT"] is DKT and model_registry()["MLPRegressor"] is MLPRegressor
 
     class NewModel(DKT):
         pass
@@ -162,7 +163,7 @@ def test_kt_test_refuses_a_checkpoint_that_runs_code(evil_checkpoint, capsys):
         ({"epoch": 1}, "has no model weights"),
         ({"state_dict": {}}, "is not a kt checkpoint: it does not say which model wrote it"),
         ({"state_dict": {}, "kt_model": "Transformer"},
-         "written by model 'Transformer', which this kt does not have \\(known: DKT, MLPRegressor\\)"),
+         "written by model 'Transformer', which this kt does not have \\(known: CNN, DKT, MLPRegressor\\)"),
     ],
 )
 def test_not_a_kt_checkpoint(tmp_path, content, message):
