@@ -19,13 +19,12 @@ from typing import Literal
 
 import numpy as np
 import torch
-from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_info
 
 from kt.data.download import ensure_file
 from kt.data.sampling import distributed, trained_batches
 from kt.data.state import model_data_state
-from kt.data.tensor_batches import TensorBatches
+from kt.data.tensor_batches import TensorBatches, TensorDataModule
 from kt.errors import KTInputError
 
 # The seed's split: torch.utils.data.random_split with this generator seed and valid_ratio 0.2.
@@ -157,7 +156,7 @@ def univariate_scores(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.abs(r)
 
 
-class CovidDataModule(LightningDataModule):
+class CovidDataModule(TensorDataModule):
     """COVID-19 survey data: seed split or k-fold, feature selection and standardisation on the training split.
 
     Args:
@@ -373,10 +372,6 @@ class CovidDataModule(LightningDataModule):
         rank_zero_info(f"{path}: {len(table):,} rows to predict")
 
     # ----------------------------------------------------------------------------------------- loaders
-    def _device(self) -> torch.device:
-        trainer = self.trainer
-        return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
-
     def _batches(self, name: str, shuffle: bool = False) -> TensorBatches:
         split = self.splits[name]
         tensors = {"x": split["x"]} | ({"y": split["y"]} if "y" in split else {})
@@ -392,15 +387,3 @@ class CovidDataModule(LightningDataModule):
             progress=trained_batches(self) if train else None,
         )
         return batches.to(self._device())
-
-    def train_dataloader(self) -> TensorBatches:
-        return self._batches("train", shuffle=True)
-
-    def val_dataloader(self) -> TensorBatches:
-        return self._batches("val")
-
-    def test_dataloader(self) -> TensorBatches:
-        return self._batches("test")
-
-    def predict_dataloader(self) -> TensorBatches:
-        return self._batches("predict")

@@ -15,15 +15,15 @@ from typing import Literal
 
 import numpy as np
 import torch
-from lightning.pytorch import LightningDataModule
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from kt.data.augment import augment, normalize, to_float
 from kt.data.download import ensure_file
 from kt.data.idx import read_pair
 from kt.data.image_files import expand_paths, load_image_files
+from kt.data.sampling import trained_batches
 from kt.data.state import model_data_state
-from kt.data.tensor_batches import TensorBatches
+from kt.data.tensor_batches import TensorBatches, TensorDataModule
 from kt.errors import KTInputError
 
 Dataset = Literal["mnist", "fashion_mnist"]
@@ -72,7 +72,7 @@ def md5sum(path: Path) -> str:
     return digest.hexdigest()
 
 
-class MNISTDataModule(LightningDataModule):
+class MNISTDataModule(TensorDataModule):
     """MNIST or Fashion-MNIST from IDX files (gzipped or not), served from in-memory uint8 tensors.
 
     A seeded train/validation split of the official training set; the official test set for ``test`` (and
@@ -234,24 +234,15 @@ class MNISTDataModule(LightningDataModule):
         training = self.trainer is not None and self.trainer.training
         return {**batch, "x": self.preprocess(batch["x"], train=training)}
 
-    def _device(self) -> torch.device:
-        trainer = self.trainer
-        return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
-
     def _batches(self, name: str, shuffle: bool = False) -> TensorBatches:
         split = self.splits[name]
         tensors = {k: split[k] for k in ("x", "y") if k in split}
         size = self.batch_size if name == "train" else self.eval_batch_size
-        return TensorBatches(tensors, size, shuffle=shuffle, ids=split.get("ids")).to(self._device())
-
-    def train_dataloader(self) -> TensorBatches:
-        return self._batches("train", shuffle=True)
-
-    def val_dataloader(self) -> TensorBatches:
-        return self._batches("val")
-
-    def test_dataloader(self) -> TensorBatches:
-        return self._batches("test")
-
-    def predict_dataloader(self) -> TensorBatches:
-        return self._batches("predict")
+        train = name == "train"
+        # Training shares are padded to equal size under DDP; `progress` lets a resumed run skip the batches
+        # of the interrupted epoch that were already trained on (see kt.data.sampling).
+        batches = TensorBatches(
+            tensors, size, shuffle=shuffle, ids=split.get("ids"), pad=train,
+            progress=trained_batches(self) if train else None,
+        )
+        return batches.to(self._device())

@@ -15,6 +15,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 
 import torch
+from lightning.pytorch import LightningDataModule
 
 from kt.data.sampling import EpochSampler
 
@@ -113,3 +114,27 @@ class TensorBatches:
                 batch["id"] = ids[start:stop]
             self._handed_out += 1
             yield batch
+
+
+class TensorDataModule(LightningDataModule):
+    """A DataModule whose splits live in memory as tensors: its loaders are :class:`TensorBatches` moved once to
+    the training device. Subclasses implement ``_batches(name, shuffle)`` for the splits they have."""
+
+    def _device(self) -> torch.device:
+        trainer = self.trainer
+        return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+
+    def _batches(self, name: str, shuffle: bool = False) -> TensorBatches:
+        raise NotImplementedError
+
+    def train_dataloader(self) -> TensorBatches:
+        return self._batches("train", shuffle=True)
+
+    def val_dataloader(self) -> TensorBatches:
+        return self._batches("val")
+
+    def test_dataloader(self) -> TensorBatches:
+        return self._batches("test")
+
+    def predict_dataloader(self) -> TensorBatches:
+        return self._batches("predict")
