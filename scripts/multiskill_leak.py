@@ -36,7 +36,7 @@ def simulate_raw_csv(
     num_students: int = 600,
     num_skills: int = 30,
     num_problems: int = 400,
-    attempts: int = 60,
+    attempts: int = 80,
     guess: float = 0.15,
     learning_gain: float = 0.15,
 ) -> dict[str, float]:
@@ -45,8 +45,11 @@ def simulate_raw_csv(
     # 60% of problems test one skill, 30% two, 10% three (distinct skills).
     sizes = rng.choice([1, 2, 3], size=num_problems, p=[0.6, 0.3, 0.1])
     problem_skills = [rng.choice(num_skills, size=k, replace=False) for k in sizes]
-    difficulty = rng.normal(size=num_problems)
-    ability = rng.normal(size=(num_students, num_skills))
+    # A problem's difficulty is mostly its skills' (what a skill-level model can learn), plus its own noise;
+    # a student's ability is a general level plus a smaller part per skill.
+    skill_difficulty = rng.normal(size=num_skills)
+    difficulty = np.array([skill_difficulty[s].mean() for s in problem_skills]) + 0.3 * rng.normal(size=num_problems)
+    ability = rng.normal(size=(num_students, 1)) + 0.5 * rng.normal(size=(num_students, num_skills))
     rows, order_id = [], 0
     for student in range(num_students):
         for problem in rng.integers(num_problems, size=attempts):
