@@ -29,7 +29,10 @@ def test_xlstm_stack_layout_defaults_to_seven_mlstm_then_one_slstm():
     stack = XLSTMStack(6, 8, num_heads=2)
     assert [type(b) for b in stack.blocks] == [MLSTMBlock] * 7 + [SLSTMBlock]
     assert [type(b) for b in XLSTMStack(6, 8, 4, slstm_at=[0, 2], num_heads=2).blocks] == [
-        SLSTMBlock, MLSTMBlock, SLSTMBlock, MLSTMBlock
+        SLSTMBlock,
+        MLSTMBlock,
+        SLSTMBlock,
+        MLSTMBlock,
     ]
     with pytest.raises(ValueError, match="slstm_at"):
         XLSTMStack(6, 8, 4, slstm_at=[4])
@@ -116,8 +119,9 @@ def test_dkt_plus_terms_match_a_hand_computation():
     model = DKT(num_skills=3, lambda_r=0.5, lambda_w1=0.25, lambda_w2=2.0)
     terms = model.dkt_plus_terms(logits, batch)
     # Reconstruction: the output after step t, on step t's own skill and answer (6 real steps).
-    rec_logits = torch.stack([logits[0, 0, 0], logits[0, 1, 1], logits[0, 2, 1], logits[0, 3, 2],
-                              logits[1, 0, 2], logits[1, 1, 0]])
+    rec_logits = torch.stack(
+        [logits[0, 0, 0], logits[0, 1, 1], logits[0, 2, 1], logits[0, 3, 2], logits[1, 0, 2], logits[1, 1, 0]]
+    )
     rec = F.binary_cross_entropy_with_logits(rec_logits, torch.tensor([1.0, 0, 1, 1, 0, 1]))
     torch.testing.assert_close(terms["reconstruction"], rec)
     # Waviness: 3 transitions in student 0, 1 in student 1, each over 3 skills.
@@ -167,3 +171,41 @@ def test_first_position_scoring_skips_the_repeated_rows(raw_csv):
     no_problems = collate_windows(make_windows(data.__class__(data.students, data.skills, data.correct), vocab, 2))
     with pytest.raises(KTInputError, match="score_positions: first needs problem ids"):
         model._scored(no_problems, positions="first")
+
+
+def test_xlstm_dkt_plus_fits_and_its_checkpoint_feeds_the_knowledge_tracer(tmp_path):
+    from lightning.pytorch import Trainer
+
+    from kt.data import SyntheticKTDataModule
+
+    seed_everything(0)
+    data = SyntheticKTDataModule(num_students=60, num_exercises=5, steps_per_student=10, seq_len=6, batch_size=16)
+    model = DKT(
+        emb_size=8,
+        hidden_size=8,
+        backbone="xlstm",
+        xlstm_blocks=2,
+        xlstm_heads=2,
+        lambda_r=0.1,
+        lambda_w1=0.003,
+        lambda_w2=3.0,
+        lr=1e-2,
+    )
+    trainer = Trainer(
+        max_epochs=2, default_root_dir=tmp_path, logger=False, enable_progress_bar=False, enable_model_summary=False
+    )
+    trainer.fit(model, datamodule=data)
+    logged = trainer.logged_metrics
+    for term in ("reconstruction", "waviness_l1", "waviness_l2"):
+        assert torch.isfinite(logged[f"train/{term}_epoch"])
+    path = tmp_path / "last.ckpt"
+    trainer.save_checkpoint(path)
+    tracer = KnowledgeTracer.from_checkpoint(str(path))
+    assert tracer.model.hparams.backbone == "xlstm" and tracer.model.hparams.lambda_w2 == 3.0
+    skills = tracer.vocabulary.skills
+    for skill, answer in [(skills[0], 1), (skills[2], 0), (skills[1], 1)]:
+        tracer.add("s", skill, answer)
+    index = torch.tensor([[tracer.skill_index(s) for s in (skills[0], skills[2], skills[1])]])
+    with torch.no_grad():
+        full = torch.sigmoid(model.eval()(index, torch.tensor([[1, 0, 1]])))[0, -1].numpy()
+    np.testing.assert_allclose(tracer.probability_vector("s"), full, atol=1e-5, rtol=0)
