@@ -7,13 +7,15 @@ from typing import Literal
 import torch
 from torch import nn
 
-Backbone = Literal["lstm", "gru"]
-# An LSTM's state is (h, c), a GRU's is h alone.
-RecurrentState = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+from kt.components.xlstm import XLSTMStack
+
+Backbone = Literal["lstm", "gru", "xlstm"]
+# An LSTM's state is (h, c), a GRU's is h alone, an xLSTM stack's one tuple per block.
+RecurrentState = torch.Tensor | tuple[torch.Tensor, torch.Tensor] | list
 
 
 class DKTNet(nn.Module):
-    """Interaction embedding -> recurrent core (LSTM or GRU) -> one logit per skill.
+    """Interaction embedding -> recurrent core (LSTM, GRU or xLSTM stack) -> one logit per skill.
 
     The interaction at step t is ``skill + num_skills * correct`` (one token per (skill, answer) pair).
     Output t holds, for every skill, the logit that the *next* answer on that skill is correct.
@@ -27,14 +29,23 @@ class DKTNet(nn.Module):
         num_layers: int = 1,
         dropout: float = 0.0,
         backbone: Backbone = "lstm",
+        xlstm_blocks: int = 8,
+        slstm_at: list[int] | None = None,
+        xlstm_heads: int = 4,
     ) -> None:
         super().__init__()
-        if backbone not in ("lstm", "gru"):
-            raise ValueError(f"backbone {backbone!r}: expected 'lstm' or 'gru'")
+        if backbone not in ("lstm", "gru", "xlstm"):
+            raise ValueError(f"backbone {backbone!r}: expected 'lstm', 'gru' or 'xlstm'")
         self.num_skills = num_skills
         self.embedding = nn.Embedding(2 * num_skills, emb_size)
-        rnn = nn.LSTM if backbone == "lstm" else nn.GRU
-        self.rnn = rnn(emb_size, hidden_size, num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0)
+        if backbone == "xlstm":
+            # num_layers does not apply: the stack's depth is xlstm_blocks.
+            self.rnn = XLSTMStack(emb_size, hidden_size, xlstm_blocks, slstm_at, xlstm_heads)
+        else:
+            rnn = nn.LSTM if backbone == "lstm" else nn.GRU
+            self.rnn = rnn(
+                emb_size, hidden_size, num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0
+            )
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, num_skills)
 

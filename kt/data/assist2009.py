@@ -9,7 +9,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from kt.data.download import ensure_file
 from kt.data.kt_datamodule import KTDataModule
-from kt.data.kt_formats import read_skill_builder, read_skill_map, read_three_line
+from kt.data.kt_formats import MultiSkill, read_skill_builder, read_skill_map, read_three_line
 from kt.data.sequences import Interactions
 from kt.errors import KTInputError
 
@@ -53,6 +53,10 @@ class Assist2009DataModule(KTDataModule):
         raw_url: where to download ``train_file`` from in ``raw`` format, if absent.
         raw_sha256: its expected sha256.
         cache: cache the parsed raw CSV in ``data_dir/.kt_cache`` (keyed by the file's sha256).
+        multi_skill: ``raw`` format only -- a problem tagged with several skills is several rows sharing one
+            answer: ``expand`` keeps one interaction per row (as the DKT seed; evaluate with the model's
+            ``score_positions: first`` to avoid scoring answers the model was just shown), ``join`` makes
+            it one interaction whose skill is the joined skill ids (e.g. ``10_27``).
     """
 
     def __init__(
@@ -67,6 +71,7 @@ class Assist2009DataModule(KTDataModule):
         raw_url: str | None = None,
         raw_sha256: str | None = None,
         cache: bool = True,
+        multi_skill: MultiSkill = "expand",
         seq_len: int = 100,
         eval_seq_len: int | None = None,
         batch_size: int = 64,
@@ -83,6 +88,7 @@ class Assist2009DataModule(KTDataModule):
         self.raw_url = raw_url
         self.raw_sha256 = raw_sha256
         self.cache = cache
+        self.multi_skill = multi_skill
         self._names: dict[str, str] = {}
 
     def _path(self, name: str) -> Path:
@@ -99,7 +105,7 @@ class Assist2009DataModule(KTDataModule):
         path = self._path(name)
         if self.format == "three_line":
             return read_three_line(path)
-        data, names = read_skill_builder(path, self.data_dir / ".kt_cache" if self.cache else None)
+        data, names = read_skill_builder(path, self.data_dir / ".kt_cache" if self.cache else None, self.multi_skill)
         self._names.update(names)
         return data
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from kt.data.download import sha256sum
-from kt.data.sequences import Interactions
+from kt.data.sequences import Interactions, _sort_key
 from kt.errors import KTInputError
 
 
@@ -66,7 +67,8 @@ def read_skill_map(path: str | Path) -> dict[str, str]:
 
 RAW_COLUMNS = ("order_id", "user_id", "skill_id", "skill_name", "correct")
 RAW_ENCODING = "ISO-8859-15"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: problem ids (order_id) per step, multi_skill
+MultiSkill = Literal["expand", "join"]
 
 
 def _numeric(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
@@ -80,13 +82,31 @@ def _numeric(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
     return values.to_numpy()
 
 
-def parse_skill_builder(path: Path) -> tuple[Interactions, dict[str, str], dict[str, int]]:
+def _join_skills(frame: pd.DataFrame, order: np.ndarray, correct: np.ndarray):
+    """One row per problem (order_id): its skills sorted and joined with ``_`` into one token."""
+    frame = frame.assign(_order=order, _correct=correct, _key=frame["skill_id"].map(_sort_key))
+    frame = frame.sort_values(["_order", "_key"], kind="stable")
+    grouped = frame.groupby("_order", sort=False)
+    joined = grouped["skill_id"].agg("_".join)
+    names = grouped["skill_name"].agg(lambda n: " & ".join(n.fillna("")))
+    first = grouped.head(1).set_index("_order")
+    first = first.assign(skill_id=joined, skill_name=names)
+    return first.reset_index(drop=True), first.index.to_numpy(), first["_correct"].to_numpy()
+
+
+def parse_skill_builder(
+    path: Path, multi_skill: MultiSkill = "expand"
+) -> tuple[Interactions, dict[str, str], dict[str, int]]:
     """Parse the raw ASSISTments skill-builder CSV as the DKT seed did, vectorised.
 
     Rows without a skill and repeated (order_id, skill_id) rows are dropped (and counted), rows are put in
     ``order_id`` order, and each student becomes one sequence. A problem tagged with several skills stays
-    one row per skill.
+    one row per skill (``multi_skill="expand"``, its rows sharing one answer; the sequences carry each
+    step's order_id as its problem) or becomes one interaction whose skill is its skill ids joined with
+    ``_``, e.g. ``"10_27"`` (``"join"``).
     """
+    if multi_skill not in ("expand", "join"):
+        raise KTInputError(f"multi_skill {multi_skill!r}: expected 'expand' or 'join'")
     try:
         header = pd.read_csv(path, nrows=0, encoding=RAW_ENCODING).columns
     except (pd.errors.EmptyDataError, UnicodeDecodeError) as err:
@@ -118,6 +138,8 @@ def parse_skill_builder(path: Path) -> tuple[Interactions, dict[str, str], dict[
         )
     multi = frame["order_id"].duplicated(keep=False).to_numpy()
     report.update(multi_skill_problems=int(frame["order_id"][multi].nunique()), multi_skill_rows=int(multi.sum()))
+    if multi_skill == "join":
+        frame, order, correct = _join_skills(frame, order, correct)
 
     # One stable sort by (student, order_id) instead of one filter over the whole frame per student.
     user_codes, users = pd.factorize(frame["user_id"], sort=True)
@@ -126,9 +148,10 @@ def parse_skill_builder(path: Path) -> tuple[Interactions, dict[str, str], dict[
     bounds = np.flatnonzero(np.diff(user_codes)) + 1
     skills = np.split(frame["skill_id"].to_numpy(dtype=str)[sort], bounds)
     answers = np.split(correct.astype(np.int8)[sort], bounds)
+    problems = np.split(order.astype(np.int64)[sort], bounds)
     students = [str(u) for u in users[user_codes[np.r_[0, bounds]]]] if len(frame) else []
     names = frame.drop_duplicates("skill_id").set_index("skill_id")["skill_name"].fillna("").to_dict()
-    return Interactions(students, skills, answers), names, report
+    return Interactions(students, skills, answers, problems), names, report
 
 
 def _save_cache(cache: Path, data: Interactions, names: dict[str, str], report: dict[str, int]) -> None:
@@ -139,6 +162,7 @@ def _save_cache(cache: Path, data: Interactions, names: dict[str, str], report: 
         lengths=np.array([len(s) for s in data.skills], dtype=np.int64),
         skills=np.concatenate(data.skills).astype(str) if data.skills else np.array([], dtype=str),
         correct=np.concatenate(data.correct) if data.correct else np.array([], dtype=np.int8),
+        problems=np.concatenate(data.problems) if data.problems else np.array([], dtype=np.int64),
         name_ids=np.array(list(names), dtype=str),
         names=np.array(list(names.values()), dtype=str),
         report_keys=np.array(list(report), dtype=str),
@@ -150,25 +174,31 @@ def _save_cache(cache: Path, data: Interactions, names: dict[str, str], report: 
 def _load_cache(cache: Path) -> tuple[Interactions, dict[str, str], dict[str, int]]:
     with np.load(cache, allow_pickle=False) as z:
         bounds = np.cumsum(z["lengths"])[:-1]
-        data = Interactions(list(z["students"]), np.split(z["skills"], bounds), np.split(z["correct"], bounds))
+        data = Interactions(
+            list(z["students"]),
+            np.split(z["skills"], bounds),
+            np.split(z["correct"], bounds),
+            np.split(z["problems"], bounds),
+        )
         names = dict(zip(z["name_ids"].tolist(), z["names"].tolist()))
         report = dict(zip(z["report_keys"].tolist(), z["report_values"].tolist()))
     return data, names, report
 
 
 def read_skill_builder(
-    path: str | Path, cache_dir: str | Path | None = None
+    path: str | Path, cache_dir: str | Path | None = None, multi_skill: MultiSkill = "expand"
 ) -> tuple[Interactions, dict[str, str]]:
-    """:func:`parse_skill_builder` with a cache keyed by the file's sha256 and the parser version."""
+    """:func:`parse_skill_builder` with a cache keyed by the file's sha256, the parser version and
+    ``multi_skill``."""
     path = Path(path)
     cache = None
     if cache_dir is not None:
-        cache = Path(cache_dir) / f"{path.stem}-{sha256sum(path)[:16]}-v{CACHE_VERSION}.npz"
+        cache = Path(cache_dir) / f"{path.stem}-{sha256sum(path)[:16]}-{multi_skill}-v{CACHE_VERSION}.npz"
     if cache is not None and cache.is_file():
         data, names, report = _load_cache(cache)
         source = f"{path} (cached in {cache})"
     else:
-        data, names, report = parse_skill_builder(path)
+        data, names, report = parse_skill_builder(path, multi_skill)
         source = str(path)
         if cache is not None:
             try:
@@ -180,6 +210,7 @@ def read_skill_builder(
         f"{source}: {report['rows']:,} rows; dropped {report['no_skill']:,} without a skill and "
         f"{report['duplicates']:,} repeated (order_id, skill_id) rows; {len(data):,} students, "
         f"{len(names):,} skills; {report['multi_skill_problems']:,} problems carry several skills "
-        f"({report['multi_skill_rows']:,} rows, one interaction per skill)"
+        f"({report['multi_skill_rows']:,} rows, "
+        + ("one interaction per skill)" if multi_skill == "expand" else "joined into one interaction each)")
     )
     return data, names

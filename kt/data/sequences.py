@@ -19,11 +19,16 @@ from kt.errors import KTInputError
 
 @dataclass
 class Interactions:
-    """One sequence per student: raw skill ids (strings) and 0/1 answers, in time order."""
+    """One sequence per student: raw skill ids (strings) and 0/1 answers, in time order.
+
+    ``problems`` (optional): the problem of every step, where one problem can span several consecutive steps
+    (raw ASSISTments rows of a multi-skill problem); it lets evaluation score only a problem's first step.
+    """
 
     students: list[str]
     skills: list[np.ndarray]
     correct: list[np.ndarray]
+    problems: list[np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.students)
@@ -34,7 +39,10 @@ class Interactions:
 
     def subset(self, index: np.ndarray | list[int]) -> Interactions:
         return Interactions(
-            [self.students[i] for i in index], [self.skills[i] for i in index], [self.correct[i] for i in index]
+            [self.students[i] for i in index],
+            [self.skills[i] for i in index],
+            [self.correct[i] for i in index],
+            None if self.problems is None else [self.problems[i] for i in index],
         )
 
     def split(self, fractions: list[float], seed: int) -> list[Interactions]:
@@ -104,6 +112,7 @@ class Window:
     start: int  # position of the window's first step in the student's whole sequence
     skills: torch.Tensor  # int64 skill indices
     correct: torch.Tensor  # int64 0/1
+    first: torch.Tensor | None = None  # bool: the step is its problem's first (when problems are known)
 
 
 def make_windows(
@@ -119,13 +128,16 @@ def make_windows(
     if seq_len < 1:
         raise KTInputError(f"seq_len must be at least 1, got {seq_len}")
     windows = []
-    for student, skills, correct in zip(data.students, data.skills, data.correct):
+    problems = data.problems or [None] * len(data)
+    for student, skills, correct, problem in zip(data.students, data.skills, data.correct, problems):
         place = where(student) if callable(where) else f"{where} student {student}"
         index = torch.from_numpy(vocab.encode(skills, where=place))
         answers = torch.from_numpy(correct.astype(np.int64))
+        first = None if problem is None else torch.from_numpy(np.r_[True, problem[1:] != problem[:-1]])
         for start in range(0, max(len(skills) - 1, 0), seq_len):
             end = start + seq_len + 1
-            windows.append(Window(student, start, index[start:end], answers[start:end]))
+            window_first = None if first is None else first[start:end]
+            windows.append(Window(student, start, index[start:end], answers[start:end], window_first))
     return windows
 
 
@@ -144,10 +156,14 @@ def collate_windows(windows: list[Window]) -> dict:
     """Right-pad a batch of windows; ``mask`` marks real steps (padding is never scored)."""
     lengths = torch.tensor([len(w.skills) for w in windows])
     mask = torch.arange(int(lengths.max()))[None, :] < lengths[:, None]
-    return {
+    batch = {
         "skills": pad_sequence([w.skills for w in windows], batch_first=True),
         "correct": pad_sequence([w.correct for w in windows], batch_first=True),
         "mask": mask,
         "student": [w.student for w in windows],
         "start": torch.tensor([w.start for w in windows]),
     }
+    if all(w.first is not None for w in windows):
+        # A window's step 0 repeats the previous window's last step: its flag is never used for scoring.
+        batch["first"] = pad_sequence([w.first for w in windows], batch_first=True)
+    return batch

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -11,6 +12,7 @@ from torchmetrics.classification import BinaryAccuracy, BinaryAUROC
 
 from kt.components.dkt_net import Backbone, DKTLogits, DKTNet
 from kt.data.sequences import SkillVocabulary
+from kt.errors import KTInputError
 from kt.models.base import KTModule, Optimizer, Scheduler
 
 
@@ -23,7 +25,19 @@ class DKT(KTModule):
         hidden_size: recurrent hidden size.
         num_layers: stacked recurrent layers.
         dropout: dropout on the recurrent output (and between recurrent layers).
-        backbone: the recurrent core, ``lstm`` (the DKT paper's) or ``gru``.
+        backbone: the recurrent core, ``lstm`` (the DKT paper's), ``gru`` or ``xlstm`` (a stack of mLSTM
+            blocks with sLSTM blocks at ``slstm_at``; ``num_layers`` does not apply to it).
+        xlstm_blocks: number of xLSTM blocks.
+        slstm_at: positions (0-based) of the sLSTM blocks in the xLSTM stack; default: the last one, so
+            7 mLSTM blocks then 1 sLSTM block with the default 8 blocks.
+        xlstm_heads: heads of every xLSTM block (``hidden_size`` must be divisible by it).
+        lambda_r: DKT+ (Yeung & Yeung, 2018) reconstruction weight: the output after step t is also scored
+            on the answer of step t itself.
+        lambda_w1: DKT+ waviness weight, L1 change of the prediction vector between consecutive steps.
+        lambda_w2: DKT+ waviness weight, squared L2 change between consecutive steps.
+        score_positions: which steps validation and test score: ``all``, or ``first`` -- only the first row of
+            each problem (raw ASSISTments data read with ``multi_skill: expand``, where a problem with several
+            skills is several rows sharing one answer; scoring the later rows rewards copying that answer).
         optimizer: ``adam``, ``adamw`` or ``sgd`` (with ``momentum``).
         lr: learning rate.
         weight_decay: L2 penalty.
@@ -44,6 +58,13 @@ class DKT(KTModule):
         num_layers: int = 1,
         dropout: float = 0.0,
         backbone: Backbone = "lstm",
+        xlstm_blocks: int = 8,
+        slstm_at: list[int] | None = None,
+        xlstm_heads: int = 4,
+        lambda_r: float = 0.0,
+        lambda_w1: float = 0.0,
+        lambda_w2: float = 0.0,
+        score_positions: Literal["all", "first"] = "all",
         optimizer: Optimizer = "adam",
         lr: float = 1e-3,
         weight_decay: float = 0.0,
@@ -65,7 +86,10 @@ class DKT(KTModule):
     def _build(self, num_skills: int) -> None:
         hp = self.hparams
         self.hparams.num_skills = num_skills
-        self.net = DKTNet(num_skills, hp.emb_size, hp.hidden_size, hp.num_layers, hp.dropout, hp.backbone)
+        self.net = DKTNet(
+            num_skills, hp.emb_size, hp.hidden_size, hp.num_layers, hp.dropout, hp.backbone,
+            hp.xlstm_blocks, hp.slstm_at, hp.xlstm_heads,
+        )
 
     @property
     def vocabulary(self) -> SkillVocabulary | None:
@@ -98,26 +122,69 @@ class DKT(KTModule):
         Both are (batch, time - 1), aligned with steps 1..time-1; the mask of real steps is
         ``batch["mask"][:, 1:]``.
         """
-        logits = self(batch["skills"], batch["correct"])
+        return self._next_step(self(batch["skills"], batch["correct"]), batch)
+
+    @staticmethod
+    def _next_step(logits: torch.Tensor, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         target_skills = batch["skills"][:, 1:].unsqueeze(-1)
         return logits[:, :-1].gather(-1, target_skills).squeeze(-1), batch["correct"][:, 1:]
 
-    def _scored(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        logit, answer = self.next_step_logits(batch)
+    def _scored(self, batch: dict, logits: torch.Tensor | None = None, positions: str = "all"):
+        """Next-step logits and answers of the scored steps, flattened, in float32 (whatever precision
+        the network ran in)."""
+        logits = self(batch["skills"], batch["correct"]) if logits is None else logits
+        logit, answer = self._next_step(logits, batch)
         real = batch["mask"][:, 1:]
-        # float32 for the loss and the metrics, whatever precision the network ran in.
+        if positions == "first":
+            if "first" not in batch:
+                raise KTInputError(
+                    "score_positions: first needs problem ids: read raw ASSISTments data (format: raw) "
+                    "with multi_skill: expand"
+                )
+            real = real & batch["first"][:, 1:]
         return logit[real].float(), answer[real].float()
 
+    def dkt_plus_terms(self, logits: torch.Tensor, batch: dict) -> dict[str, torch.Tensor]:
+        """The DKT+ regularisers (Yeung & Yeung, 2018) of one batch, from the same logits as the loss.
+
+        ``reconstruction``: BCE of the output after step t on the skill and answer of step t.
+        ``waviness_l1`` / ``waviness_l2``: mean over consecutive real steps and over skills of
+        ``|y_{t+1} - y_t|`` / ``(y_{t+1} - y_t)^2``, y the vector of predicted probabilities.
+        """
+        mask = batch["mask"]
+        logits = logits.float()
+        current = logits.gather(-1, batch["skills"].unsqueeze(-1)).squeeze(-1)
+        reconstruction = F.binary_cross_entropy_with_logits(current[mask], batch["correct"][mask].float())
+        prob = torch.sigmoid(logits)
+        change = (prob[:, 1:] - prob[:, :-1])[mask[:, 1:]]  # (transitions, num_skills)
+        if change.numel() == 0:  # windows of one step have no transition
+            zero = prob.sum() * 0
+            return {"reconstruction": reconstruction, "waviness_l1": zero, "waviness_l2": zero}
+        return {
+            "reconstruction": reconstruction,
+            "waviness_l1": change.abs().mean(),
+            "waviness_l2": change.pow(2).mean(),
+        }
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        logit, target = self._scored(batch)
+        hp = self.hparams
+        logits = self(batch["skills"], batch["correct"])
+        logit, target = self._scored(batch, logits)
         loss = F.binary_cross_entropy_with_logits(logit, target)
         # sync_dist: under DDP the epoch's loss is averaged over every process's batches (a no-op otherwise).
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=target.numel(),
                  sync_dist=True)
+        if hp.lambda_r or hp.lambda_w1 or hp.lambda_w2:
+            terms = self.dkt_plus_terms(logits, batch)
+            loss = loss + hp.lambda_r * terms["reconstruction"] + hp.lambda_w1 * terms["waviness_l1"] \
+                + hp.lambda_w2 * terms["waviness_l2"]
+            self.log_dict({f"train/{k}": v for k, v in terms.items()}, on_epoch=True, batch_size=target.numel(),
+                          sync_dist=True)
+            self.log("train/total_loss", loss, on_epoch=True, batch_size=target.numel(), sync_dist=True)
         return loss
 
     def _evaluate(self, batch: dict, stage: str, metrics: MetricCollection) -> None:
-        logit, target = self._scored(batch)
+        logit, target = self._scored(batch, positions=self.hparams.score_positions)
         loss = F.binary_cross_entropy_with_logits(logit, target)
         metrics.update(torch.sigmoid(logit), target.long())
         self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=target.numel(), sync_dist=True)

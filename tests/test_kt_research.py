@@ -1,0 +1,211 @@
+"""Issue 6: the xLSTM backbone, DKT+ regularisers, multi-skill problems (expand / join, first-position scoring)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import seed_everything
+
+from kt.components.xlstm import MLSTMBlock, SLSTMBlock, XLSTMStack, mlstm_chunk
+from kt.data.kt_formats import parse_skill_builder, read_skill_builder
+from kt.data.sequences import SkillVocabulary, collate_windows, make_windows
+from kt.errors import KTInputError
+from kt.knowledge_state import KnowledgeTracer
+from kt.models import DKT
+
+SKILLS = ["3", "7", "12", "40", "41"]
+
+
+def xlstm_dkt(**kwargs) -> DKT:
+    seed_everything(0)
+    state = {"skills": SKILLS, "names": [""] * len(SKILLS)}
+    args = dict(emb_size=6, hidden_size=8, backbone="xlstm", xlstm_blocks=3, slstm_at=[1], xlstm_heads=2)
+    return DKT(data_state=state, **(args | kwargs)).eval()
+
+
+def test_xlstm_stack_layout_defaults_to_seven_mlstm_then_one_slstm():
+    stack = XLSTMStack(6, 8, num_heads=2)
+    assert [type(b) for b in stack.blocks] == [MLSTMBlock] * 7 + [SLSTMBlock]
+    assert [type(b) for b in XLSTMStack(6, 8, 4, slstm_at=[0, 2], num_heads=2).blocks] == [
+        SLSTMBlock,
+        MLSTMBlock,
+        SLSTMBlock,
+        MLSTMBlock,
+    ]
+    with pytest.raises(ValueError, match="slstm_at"):
+        XLSTMStack(6, 8, 4, slstm_at=[4])
+
+
+def test_mlstm_parallel_chunk_equals_the_recurrence():
+    """The chunk's parallel form against the paper's recurrent equations, written out step by step."""
+    torch.manual_seed(0)
+    b, h, t, d = 2, 3, 9, 4
+    q, k, v = torch.randn(3, b, h, t, d).unbind(0)
+    i_pre, f_pre = (2 * torch.randn(2, b, h, t)).unbind(0)
+    c, n, m = torch.randn(b, h, d, d), torch.randn(b, h, d), torch.randn(b, h)
+    out, (c_end, n_end, m_end) = mlstm_chunk(q, k, v, i_pre, f_pre, (c, n, m))
+    for s in range(t):
+        log_f = F.logsigmoid(f_pre[..., s])
+        m_new = torch.maximum(log_f + m, i_pre[..., s])
+        i_gate, f_gate = torch.exp(i_pre[..., s] - m_new), torch.exp(log_f + m - m_new)
+        c = f_gate[..., None, None] * c + i_gate[..., None, None] * v[:, :, s, :, None] * k[:, :, s, None, :]
+        n = f_gate[..., None] * n + i_gate[..., None] * k[:, :, s]
+        m = m_new
+        num = (c @ q[:, :, s, :, None]).squeeze(-1)
+        den = torch.maximum((n * q[:, :, s]).sum(-1).abs(), torch.exp(-m))
+        torch.testing.assert_close(out[:, :, s], num / den[..., None], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close((c_end, n_end, m_end), (c, n, m), atol=1e-5, rtol=1e-4)
+
+
+def test_xlstm_knowledge_tracer_equals_the_whole_sequence():
+    dkt = xlstm_dkt()
+    for block in dkt.net.rnn.blocks:  # several mLSTM chunks in the whole sequence
+        block.chunk_size = 7
+    rng = np.random.default_rng(0)
+    skills, answers = rng.integers(0, len(SKILLS), 40), rng.integers(0, 2, 40)
+    with torch.no_grad():
+        full = torch.sigmoid(dkt(torch.from_numpy(skills)[None], torch.from_numpy(answers)[None]))[0].numpy()
+    tracer = KnowledgeTracer(dkt)
+    for t, (skill, answer) in enumerate(zip(skills, answers)):
+        tracer.add("alice", SKILLS[skill], int(answer))
+        tracer.add("bob", SKILLS[(skill + 2) % len(SKILLS)], 0)
+        np.testing.assert_allclose(tracer.probability_vector("alice"), full[t], atol=1e-5, rtol=0)
+
+
+def test_xlstm_is_causal_and_trains():
+    dkt = xlstm_dkt().train()
+    skills, answers = torch.randint(0, 5, (3, 12)), torch.randint(0, 2, (3, 12))
+    dkt.eval()
+    with torch.no_grad():
+        base = dkt(skills, answers)
+        changed = answers.clone()
+        changed[:, 8:] = 1 - changed[:, 8:]
+        # Outputs before step 8 cannot see the answers from step 8 on.
+        torch.testing.assert_close(dkt(skills, changed)[:, :8], base[:, :8])
+    batch = {"skills": skills, "correct": answers, "mask": torch.ones(3, 12, dtype=torch.bool)}
+    dkt.train()
+    loss = dkt.training_step(batch, 0)
+    loss.backward()
+    assert all(p.grad is not None for p in dkt.net.rnn.parameters() if p.requires_grad)
+
+
+def tiny_batch() -> dict:
+    skills = torch.tensor([[0, 1, 1, 2], [2, 0, 0, 0]])
+    correct = torch.tensor([[1, 0, 1, 1], [0, 1, 0, 0]])
+    mask = torch.tensor([[True, True, True, True], [True, True, False, False]])
+    return {"skills": skills, "correct": correct, "mask": mask}
+
+
+def test_dkt_plus_with_zero_lambdas_is_the_plain_loss():
+    batch = tiny_batch()
+    plain = DKT(num_skills=3, emb_size=4, hidden_size=5)
+    torch.manual_seed(0)
+    logits = torch.randn(2, 4, 3)
+    plain.forward = lambda s, c: logits
+    loss = plain.training_step(batch, 0)
+    expected = F.binary_cross_entropy_with_logits(
+        torch.stack([logits[0, 0, 1], logits[0, 1, 1], logits[0, 2, 2], logits[1, 0, 0]]),
+        torch.tensor([0.0, 1.0, 1.0, 1.0]),
+    )
+    torch.testing.assert_close(loss, expected)
+
+
+def test_dkt_plus_terms_match_a_hand_computation():
+    batch = tiny_batch()
+    torch.manual_seed(0)
+    logits = torch.randn(2, 4, 3)
+    model = DKT(num_skills=3, lambda_r=0.5, lambda_w1=0.25, lambda_w2=2.0)
+    terms = model.dkt_plus_terms(logits, batch)
+    # Reconstruction: the output after step t, on step t's own skill and answer (6 real steps).
+    rec_logits = torch.stack(
+        [logits[0, 0, 0], logits[0, 1, 1], logits[0, 2, 1], logits[0, 3, 2], logits[1, 0, 2], logits[1, 1, 0]]
+    )
+    rec = F.binary_cross_entropy_with_logits(rec_logits, torch.tensor([1.0, 0, 1, 1, 0, 1]))
+    torch.testing.assert_close(terms["reconstruction"], rec)
+    # Waviness: 3 transitions in student 0, 1 in student 1, each over 3 skills.
+    y = torch.sigmoid(logits)
+    diffs = torch.cat([y[0, 1:] - y[0, :-1], y[1, 1:2] - y[1, 0:1]])
+    torch.testing.assert_close(terms["waviness_l1"], diffs.abs().sum() / (4 * 3))
+    torch.testing.assert_close(terms["waviness_l2"], diffs.pow(2).sum() / (4 * 3))
+    model.forward = lambda s, c: logits
+    plain = DKT(num_skills=3)
+    plain.forward = lambda s, c: logits
+    total = plain.training_step(batch, 0) + 0.5 * rec + 0.25 * terms["waviness_l1"] + 2.0 * terms["waviness_l2"]
+    torch.testing.assert_close(model.training_step(batch, 0), total)
+
+
+def test_multi_skill_join_makes_one_interaction_per_problem(raw_csv):
+    data, names, _ = parse_skill_builder(raw_csv, multi_skill="join")
+    # Student 100: orders 10, 15, 40 (skills 11 and 12 -> one token "11_12").
+    assert data.skills[0].tolist() == ["10", "12", "11_12"]
+    assert data.correct[0].tolist() == [0, 0, 1]
+    assert data.skills[1].tolist() == ["10", "11"]
+    assert names["11_12"] == "Subtraction & Fractions"
+    expand, _, _ = parse_skill_builder(raw_csv)
+    assert expand.problems[0].tolist() == [10, 15, 40, 40]
+    with pytest.raises(KTInputError, match="multi_skill 'both'"):
+        parse_skill_builder(raw_csv, multi_skill="both")
+
+
+def test_multi_skill_cache_is_per_mode(raw_csv, tmp_path):
+    join, _ = read_skill_builder(raw_csv, tmp_path, multi_skill="join")
+    expand, _ = read_skill_builder(raw_csv, tmp_path, multi_skill="expand")
+    again, _ = read_skill_builder(raw_csv, tmp_path, multi_skill="expand")
+    assert len(list(tmp_path.glob("*.npz"))) == 2
+    assert len(join.skills[0]) == 3 and len(expand.skills[0]) == 4
+    assert [p.tolist() for p in again.problems] == [p.tolist() for p in expand.problems]
+
+
+def test_first_position_scoring_skips_the_repeated_rows(raw_csv):
+    data, _, _ = parse_skill_builder(raw_csv)
+    vocab = SkillVocabulary.build(data)
+    batch = collate_windows(make_windows(data, vocab, seq_len=2))
+    # Student 100's windows: steps 0-2 and 2-3; step 3 is the second row of problem 40.
+    assert batch["first"].tolist() == [[True, True, True], [True, False, False], [True, True, False]]
+    model = DKT(num_skills=len(vocab), score_positions="first")
+    logit, target = model._scored(batch, positions="first")
+    logit_all, _ = model._scored(batch, positions="all")
+    assert len(logit_all) == 4 and len(logit) == 3  # of 4 scored steps, one repeats problem 40
+    no_problems = collate_windows(make_windows(data.__class__(data.students, data.skills, data.correct), vocab, 2))
+    with pytest.raises(KTInputError, match="score_positions: first needs problem ids"):
+        model._scored(no_problems, positions="first")
+
+
+def test_xlstm_dkt_plus_fits_and_its_checkpoint_feeds_the_knowledge_tracer(tmp_path):
+    from lightning.pytorch import Trainer
+
+    from kt.data import SyntheticKTDataModule
+
+    seed_everything(0)
+    data = SyntheticKTDataModule(num_students=60, num_exercises=5, steps_per_student=10, seq_len=6, batch_size=16)
+    model = DKT(
+        emb_size=8,
+        hidden_size=8,
+        backbone="xlstm",
+        xlstm_blocks=2,
+        xlstm_heads=2,
+        lambda_r=0.1,
+        lambda_w1=0.003,
+        lambda_w2=3.0,
+        lr=1e-2,
+    )
+    trainer = Trainer(
+        max_epochs=2, default_root_dir=tmp_path, logger=False, enable_progress_bar=False, enable_model_summary=False
+    )
+    trainer.fit(model, datamodule=data)
+    logged = trainer.logged_metrics
+    for term in ("reconstruction", "waviness_l1", "waviness_l2"):
+        assert torch.isfinite(logged[f"train/{term}_epoch"])
+    path = tmp_path / "last.ckpt"
+    trainer.save_checkpoint(path)
+    tracer = KnowledgeTracer.from_checkpoint(str(path))
+    assert tracer.model.hparams.backbone == "xlstm" and tracer.model.hparams.lambda_w2 == 3.0
+    skills = tracer.vocabulary.skills
+    for skill, answer in [(skills[0], 1), (skills[2], 0), (skills[1], 1)]:
+        tracer.add("s", skill, answer)
+    index = torch.tensor([[tracer.skill_index(s) for s in (skills[0], skills[2], skills[1])]])
+    with torch.no_grad():
+        full = torch.sigmoid(model.eval()(index, torch.tensor([[1, 0, 1]])))[0, -1].numpy()
+    np.testing.assert_allclose(tracer.probability_vector("s"), full, atol=1e-5, rtol=0)
