@@ -137,7 +137,7 @@ CASES = [
     Case("wrong-type", lambda c: c.dkt("fit", "train.csv", "--trainer.max_epochs", "abc"),
          r"trainer\.max_epochs: Expected int; Given value: abc"),
     Case("bad-choice", lambda c: c.dkt("fit", "train.csv", "--model.backbone", "rnn"),
-         r"Expected a typing\.Literal\['lstm', 'gru'\]\. Got value: rnn"),
+         r"backbone\": Expected a typing\.Literal\['lstm', 'gru', 'xlstm'\]\. Got value: rnn"),
     Case("checkpoint-of-another-model", lambda c: c.dkt("test", "train.csv", "--ckpt_path", str(c.mlp_ckpt)),
          r"mlp_covid_tuned/.*last\.ckpt holds a MLPRegressor model, but the config's model is kt\.models\.DKT"),
     Case("not-a-checkpoint", lambda c: c.dkt("test", "train.csv", "--ckpt_path", str(c.tmp / "train.csv")),
