@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.callbacks import EarlyStopping
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 import kt.data  # noqa: F401  (registers the DataModules: `--data Assist2009DataModule`, `--data.help ...`)
@@ -183,6 +183,15 @@ class KTCLI(LightningCLI):
         return kwargs
 
 
+class SaveConfigToRunFolder(SaveConfigCallback):
+    """Saves the run's config.yaml into its version folder. A run without a logger has no such folder, and
+    Lightning would write the file into the working directory instead: such a run saves no config."""
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        if trainer.logger is not None:
+            super().setup(trainer, pl_module, stage)
+
+
 def run_cli(args: list[str] | None = None, run: bool = True) -> KTCLI:
     """Build (and by default run) the CLI; ``args`` replaces ``sys.argv[1:]`` (tests, notebooks)."""
     parser_kwargs = {name: {"default_config_files": trainer_config_files()} for name in KTCLI.subcommands()}
@@ -194,8 +203,7 @@ def run_cli(args: list[str] | None = None, run: bool = True) -> KTCLI:
         args=args,
         run=run,
         auto_configure_optimizers=False,
-        # Runs with a logger save config.yaml in their fresh version folder; without one, Lightning would write
-        # it into the working directory and refuse every later run there.
+        save_config_callback=SaveConfigToRunFolder,
         save_config_kwargs={"overwrite": True},
     )
 
