@@ -11,7 +11,6 @@ import importlib
 import os
 import re
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 import kt.data  # noqa: F401  (registers the DataModules: `--data Assist2009DataModule`, `--data.help ...`)
 import kt.models  # noqa: F401  (registers the models: `--model DKT`, `--model.help DKT`)
 from kt.callbacks import PredictionWriter
-from kt.errors import KTInputError
+from kt.errors import KTInputError, one_line_errors
 from kt.inference import checkpoint_model_class, read_checkpoint
 from kt.resume import KTCheckpoint, RNGStates, continue_version, find_last_checkpoint
 
@@ -209,11 +208,5 @@ def run_cli(args: list[str] | None = None, run: bool = True) -> KTCLI:
 
 
 def main(args: list[str] | None = None) -> None:
-    try:
+    with one_line_errors("kt"):
         run_cli(args)
-    except KTInputError as err:
-        # Bad input is the user's to fix: one line saying what and where. KT_TRACEBACK=1 shows the stack.
-        if os.environ.get("KT_TRACEBACK"):
-            raise
-        print(f"kt: error: {err}", file=sys.stderr)
-        sys.exit(2)

@@ -10,10 +10,8 @@ The CSV needs integer columns ``label`` (true class) and ``pred`` (predicted cla
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
-from kt.errors import KTInputError
+from kt.errors import one_line_errors
 from kt.plots import plot_confusion
 
 
@@ -25,13 +23,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dpi", type=int, default=100)
     args = parser.parse_args(argv)
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
-    try:
+    with one_line_errors("plot_confusion"):
         result = plot_confusion(args.predictions, args.out, classes=classes, dpi=args.dpi)
-    except KTInputError as err:
-        if os.environ.get("KT_TRACEBACK"):
-            raise
-        print(f"plot_confusion: error: {err}", file=sys.stderr)
-        sys.exit(2)
     print(f"{args.out}: accuracy {result['accuracy']:.4f} over {result['counts'].sum()} examples")
 
 

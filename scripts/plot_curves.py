@@ -10,10 +10,8 @@ them), the learning rate gets its own panel; ``--log-y mse`` draws the mse panel
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
-from kt.errors import KTInputError
+from kt.errors import one_line_errors
 from kt.plots import plot_curves
 
 
@@ -25,13 +23,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-y", nargs="+", default=[], metavar="PANEL", help="panels on a log scale, e.g. mse")
     parser.add_argument("--dpi", type=int, default=100)
     args = parser.parse_args(argv)
-    try:
+    with one_line_errors("plot_curves"):
         panels = plot_curves(args.run_dir, args.out, steps=not args.no_steps, log_y=args.log_y, dpi=args.dpi)
-    except KTInputError as err:
-        if os.environ.get("KT_TRACEBACK"):
-            raise
-        print(f"plot_curves: error: {err}", file=sys.stderr)
-        sys.exit(2)
     print(f"{args.out}: {', '.join(panels)}")
 
 

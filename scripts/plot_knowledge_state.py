@@ -13,10 +13,8 @@ the 0-based position in it) or from the CSV of `kt predict` with a DKT checkpoin
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
-from kt.errors import KTInputError
+from kt.errors import one_line_errors
 from kt.plots import load_dkt, plot_knowledge_state, student_sequence
 
 
@@ -33,18 +31,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-o", "--out", default="knowledge_state.png", help="output PNG (default: %(default)s)")
     parser.add_argument("--dpi", type=int, default=100)
     args = parser.parse_args(argv)
-    try:
+    with one_line_errors("plot_knowledge_state"):
         skills, correct = student_sequence(args.student, args.data_file, args.predictions)
         model = load_dkt(args.checkpoint)
         result = plot_knowledge_state(
             model, skills, correct, args.out, start=args.start, steps=args.steps, max_skills=args.max_skills,
             title=f"student {args.student}: P(correct) on each skill after each answer", dpi=args.dpi,
         )
-    except KTInputError as err:
-        if os.environ.get("KT_TRACEBACK"):
-            raise
-        print(f"plot_knowledge_state: error: {err}", file=sys.stderr)
-        sys.exit(2)
     print(f"{args.out}: {len(result['rows'])} skills x {len(result['columns'])} answers")
 
 
