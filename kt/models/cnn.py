@@ -115,26 +115,28 @@ class CNN(KTModule):
         return loss
 
     def on_train_epoch_end(self) -> None:
-        self.log("train/acc", self.train_acc.compute())
-        self.train_acc.reset()
+        self._log_accuracy("train", self.train_acc)
+
+    def _evaluate(self, batch: dict, stage: str, accuracy: MulticlassAccuracy) -> None:
+        logits = self.evaluate(batch["x"])
+        self.log(f"{stage}/loss", F.cross_entropy(logits, batch["y"]), batch_size=len(logits))
+        accuracy.update(logits, batch["y"])
+
+    def _log_accuracy(self, stage: str, accuracy: MulticlassAccuracy) -> None:
+        self.log(f"{stage}/acc", accuracy.compute(), prog_bar=stage == "val")
+        accuracy.reset()
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        logits = self.evaluate(batch["x"])
-        self.log("val/loss", F.cross_entropy(logits, batch["y"]), batch_size=len(logits))
-        self.val_acc.update(logits, batch["y"])
+        self._evaluate(batch, "val", self.val_acc)
 
     def on_validation_epoch_end(self) -> None:
-        self.log("val/acc", self.val_acc.compute(), prog_bar=True)
-        self.val_acc.reset()
+        self._log_accuracy("val", self.val_acc)
 
     def test_step(self, batch: dict, batch_idx: int) -> None:
-        logits = self.evaluate(batch["x"])
-        self.log("test/loss", F.cross_entropy(logits, batch["y"]), batch_size=len(logits))
-        self.test_acc.update(logits, batch["y"])
+        self._evaluate(batch, "test", self.test_acc)
 
     def on_test_epoch_end(self) -> None:
-        self.log("test/acc", self.test_acc.compute())
-        self.test_acc.reset()
+        self._log_accuracy("test", self.test_acc)
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         """One row per image: ``image`` (test-set index or file path), ``label`` (true class; empty for your
