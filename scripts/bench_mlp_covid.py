@@ -5,6 +5,7 @@ on the seed's split of covid.train.csv, validate every epoch, keep the best weig
 TensorBoard, in the same process on the same machine, one after the other. The seed loop is the course's
 sample code (per-row ``Dataset.__getitem__`` + ``DataLoader``, tqdm bar per epoch); kt is
 ``kt fit --config configs/mlp_covid.yaml``. Only the training loop is timed (not imports or CSV reading).
+A third, bare loop (:func:`run_bare`) shows the ceiling: what eager PyTorch's own optimizer steps cost.
 
     OMP_NUM_THREADS=1 python scripts/bench_mlp_covid.py --data-dir ../shared/data/covid --epochs 300
 """
@@ -115,6 +116,34 @@ def run_seed(data_dir: Path, epochs: int, workdir: Path) -> tuple[float, int, fl
     return elapsed, done, best
 
 
+# ------------------------------------------------------------------------------ the floor
+def run_bare(data_dir: Path, epochs: int) -> tuple[float, int, float]:
+    """The least work an epoch of the seed configuration needs in eager PyTorch: the same split, network,
+    optimizer and batch size, the rows already in tensors, one validation forward per epoch; no data loading,
+    progress bar, logging, checkpoint or early stopping. No training loop can beat this by much, so it bounds
+    the speed-up any loop can show over the seed's."""
+    torch.manual_seed(5201314)
+    data = pd.read_csv(data_dir / "covid.train.csv").values
+    n_valid = int(0.2 * len(data))
+    train, valid = random_split(data, [len(data) - n_valid, n_valid], generator=torch.Generator().manual_seed(5201314))
+    train, valid = (torch.tensor(np.array(part), dtype=torch.float32) for part in (train, valid))
+    x, y, vx, vy = train[:, 1:-1], train[:, -1], valid[:, 1:-1], valid[:, -1]
+    model = My_Model(x.shape[1])
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-5, momentum=0.9)
+    best = math.inf
+    start = time.perf_counter()
+    for _ in range(epochs):
+        order = torch.randperm(len(x))
+        for i in range(0, len(x), 256):
+            rows = order[i : i + 256]
+            optimizer.zero_grad()
+            nn.functional.mse_loss(model(x[rows]), y[rows]).backward()
+            optimizer.step()
+        with torch.no_grad():
+            best = min(best, nn.functional.mse_loss(model(vx), vy).item())
+    return time.perf_counter() - start, epochs, best
+
+
 # ------------------------------------------------------------------------------ kt
 class EpochTimer(Callback):
     def on_train_start(self, trainer, pl_module):
@@ -159,13 +188,18 @@ def main() -> None:
             (1.0, 1, math.nan) if args.skip_seed else run_seed(args.data_dir, args.epochs, workdir)
         )
         kt_s, kt_epochs, kt_best = run_kt(args.data_dir, args.epochs, workdir, args.config, args.kt_arg)
-    seed_rate, kt_rate = seed_epochs / seed_s, kt_epochs / kt_s
+        bare_s, bare_epochs, bare_best = run_bare(args.data_dir, args.epochs)
+    seed_rate, kt_rate, bare_rate = seed_epochs / seed_s, kt_epochs / kt_s, bare_epochs / bare_s
     print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} thread(s)", file=sys.stderr)
     print(
         f"seed loop: {seed_epochs} epochs in {seed_s:.2f} s = {seed_rate:.1f} epochs/s (best val mse {seed_best:.3f})"
     )
     print(f"kt:        {kt_epochs} epochs in {kt_s:.2f} s = {kt_rate:.1f} epochs/s (best val mse {kt_best:.3f})")
     print(f"speed-up:  {kt_rate / seed_rate:.2f}x")
+    print(
+        f"floor:     {bare_epochs} epochs in {bare_s:.2f} s = {bare_rate:.1f} epochs/s (best val mse {bare_best:.3f}): "
+        f"bare tensors-in-memory loop, no logging/checkpoints, {bare_rate / seed_rate:.2f}x the seed loop"
+    )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,14 @@ import torch
 from lightning.pytorch import Trainer
 
 from kt.cli import run_cli
-from kt.data.covid import CovidDataModule, feature_names, read_covid_csv, split_rows, univariate_scores
+from kt.data.covid import (
+    CovidDataModule,
+    feature_names,
+    read_covid_csv,
+    split_rows,
+    state_of_rows,
+    univariate_scores,
+)
 from kt.data.tensor_batches import TensorBatches
 from kt.errors import KTInputError
 from kt.models.mlp import MLPRegressor
@@ -113,6 +120,47 @@ def test_folds_partition_the_rows() -> None:
         parts = [set(f[name].tolist()) for name in ("train", "val", "test")]
         assert not (parts[0] & parts[1]) and not (parts[0] & parts[2]) and not (parts[1] & parts[2])
         assert sum(map(len, parts)) == 103
+
+
+def test_group_split_keeps_every_group_on_one_side() -> None:
+    groups = np.repeat(np.array(list("abcdefghij")), np.arange(1, 11))  # 10 groups of 1..10 rows
+    for fold in [None, 0, 3]:
+        rows = split_rows(len(groups), 0.2, 7, fold, 5, groups)
+        sides = {name: set(groups[idx]) for name, idx in rows.items()}
+        assert not sides["train"] & sides["val"] and not sides["train"] & sides["test"]
+        assert sum(len(rows[n]) for n in ("train", "val")) + (len(rows["test"]) if fold is not None else 0) == 55
+    # Over the folds every group is tested exactly once, and the groups go where a split of 10 rows sends rows.
+    tested = [set(groups[split_rows(len(groups), 0.2, 7, k, 5, groups)["test"]]) for k in range(5)]
+    assert sorted(g for t in tested for g in t) == list("abcdefghij")
+    labels = np.array(list("abcdefghij"))
+    val = split_rows(len(groups), 0.2, 7, groups=groups)["val"]
+    assert set(groups[val]) == set(labels[split_rows(10, 0.2, 7)["val"]])
+
+
+def test_group_by_state_splits_states(tmp_path: Path) -> None:
+    states = ["AL", "AK", "AZ", "AR", "CA", "CO"]
+    rng = np.random.default_rng(0)
+    state = np.arange(60) % len(states)
+    frame = pd.DataFrame(np.eye(len(states))[state], columns=states)
+    frame.insert(0, "id", np.arange(60))
+    frame["cli"] = rng.uniform(1, 2, 60)
+    frame["tested_positive"] = rng.uniform(5, 9, 60)
+    frame.to_csv(tmp_path / "covid.train.csv", index=False)
+    table = read_covid_csv(tmp_path / "covid.train.csv")
+    assert state_of_rows(table).tolist() == [states[i] for i in state]
+    dm = CovidDataModule(data_dir=str(tmp_path), group_by="state", fold=1, num_folds=3, valid_ratio=0.25)
+    dm.setup("fit")
+    sides = {name: {states[i] for i in state[[int(r) for r in split["ids"]]]} for name, split in dm.splits.items()}
+    assert len(sides["test"]) == 2 and len(sides["val"]) == 1 and len(sides["train"]) == 3
+    assert not (sides["train"] & sides["val"]) and not (sides["train"] & sides["test"])
+    # A CSV without one-hot columns after the id cannot be split by state: one clear error.
+    frame.drop(columns=states).to_csv(tmp_path / "plain.csv", index=False)
+    with pytest.raises(KTInputError, match=r"plain.csv: group_by state needs one-hot state columns .* found 0"):
+        state_of_rows(read_covid_csv(tmp_path / "plain.csv"))
+    frame.loc[5, "AK"] = 1  # two states in one row
+    frame.to_csv(tmp_path / "two.csv", index=False)
+    with pytest.raises(KTInputError, match=r"two.csv, line 7: .* found 6 0/1 column\(s\) with 2 ones"):
+        state_of_rows(read_covid_csv(tmp_path / "two.csv"))
 
 
 # ------------------------------------------------------------------------------------------------- features

@@ -116,9 +116,17 @@ def feature_names(header: list[str]) -> list[str]:
 
 
 def split_rows(
-    num_rows: int, valid_ratio: float, seed: int, fold: int | None = None, num_folds: int = 5
+    num_rows: int,
+    valid_ratio: float,
+    seed: int,
+    fold: int | None = None,
+    num_folds: int = 5,
+    groups: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Row indices of each split.
+
+    With ``groups`` (a group label per row), the groups are split instead of the rows, as below, and every
+    row goes where its group goes: no group has rows on both sides.
 
     Without ``fold``: the seed's split (``random_split`` with ``torch.Generator().manual_seed(seed)``):
     ``int(valid_ratio * n)`` validation rows; the test rows are the validation rows.
@@ -127,6 +135,10 @@ def split_rows(
     test split (rows no part of training sees, early stopping included) and ``valid_ratio`` of the other
     rows is the validation split that early stopping and checkpointing follow.
     """
+    if groups is not None:
+        labels, group_of_row = np.unique(groups, return_inverse=True)
+        split = split_rows(len(labels), valid_ratio, seed, fold, num_folds)
+        return {name: np.flatnonzero(np.isin(group_of_row, chosen)) for name, chosen in split.items()}
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(num_rows, generator=generator).numpy()
     if fold is None:
@@ -134,13 +146,32 @@ def split_rows(
         train, valid = order[: num_rows - n_valid], order[num_rows - n_valid :]
         return {"train": train, "val": valid, "test": valid}
     if not 2 <= num_folds <= num_rows:
-        raise KTInputError(f"num_folds must be between 2 and the number of rows ({num_rows}), got {num_folds}")
+        raise KTInputError(
+            f"num_folds must be between 2 and the number of rows (of groups with group_by) {num_rows}, got {num_folds}"
+        )
     if not 0 <= fold < num_folds:
         raise KTInputError(f"fold must be in 0..{num_folds - 1}, got {fold}")
     folds = np.array_split(order, num_folds)
     rest = np.concatenate([f for i, f in enumerate(folds) if i != fold])
     n_valid = int(valid_ratio * len(rest))
     return {"train": rest[: len(rest) - n_valid], "val": rest[len(rest) - n_valid :], "test": folds[fold]}
+
+
+def state_of_rows(table: CovidTable) -> np.ndarray:
+    """Each row's state: the columns after ``id`` up to the first that is not 0/1 are a one-hot state code."""
+    values = table.values[:, :-1]
+    binary = np.all((values == 0) | (values == 1), axis=0)
+    width = int(np.argmin(binary)) if not binary.all() else values.shape[1]
+    ones = values[:, :width].sum(1)
+    bad = np.flatnonzero(ones != 1)
+    if width == 0 or len(bad):
+        where = f", line {bad[0] + 2}" if width and len(bad) else ""
+        raise KTInputError(
+            f"{table.path}{where}: group_by state needs one-hot state columns right after {table.header[0]} "
+            f"(exactly one 1 per row); found {width} 0/1 column(s)"
+            + (f" with {int(ones[bad[0]])} ones in that row" if width and len(bad) else "")
+        )
+    return np.asarray(table.header[1 : width + 1])[values[:, :width].argmax(1)]
 
 
 def univariate_scores(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -173,6 +204,11 @@ class CovidDataModule(TensorDataModule):
         seed: seed of the split permutation; the seed's 5201314 reproduces its split.
         fold: with ``num_folds``, k-fold cross-validation: this fold is the test split (see :func:`split_rows`).
         num_folds: number of folds.
+        group_by: ``row`` splits rows (the seed's way); ``state`` splits the 37 states, so that the validation
+            and test rows come from states no training row comes from. The rows are overlapping 5-day windows
+            of each state's series (one row's days 2-5 are another's days 1-4), so a row split leaves most
+            validation targets written in training rows' features (``scripts/covid_windows.py``); a state
+            split does not.
         features: ``all``, or a list of CSV column indices (0 is ``id``, so the seed's ``feat_idx``
             lists work as they are) and/or names: a display name such as ``tested_positive_d4`` or a header
             name such as ``tested_positive`` (every day's column of it).
@@ -200,6 +236,7 @@ class CovidDataModule(TensorDataModule):
         seed: int = SEED,
         fold: int | None = None,
         num_folds: int = 5,
+        group_by: Literal["row", "state"] = "row",
         features: Literal["all"] | list[int | str] = "all",
         top_k: int | None = None,
         standardize: bool = True,
@@ -219,6 +256,7 @@ class CovidDataModule(TensorDataModule):
         self.seed = seed
         self.fold = fold
         self.num_folds = num_folds
+        self.group_by = group_by
         self.features = features
         self.top_k = top_k
         self.standardize = standardize
@@ -324,6 +362,10 @@ class CovidDataModule(TensorDataModule):
         return ensure_file(path, url, sha256)
 
     # ----------------------------------------------------------------------------------------- setup
+    def split(self, table: CovidTable) -> dict[str, np.ndarray]:
+        groups = state_of_rows(table) if self.group_by == "state" else None
+        return split_rows(len(table), self.valid_ratio, self.seed, self.fold, self.num_folds, groups)
+
     def setup(self, stage: str | None = None) -> None:
         state = model_data_state(self)
         if stage == "predict":
@@ -332,12 +374,13 @@ class CovidDataModule(TensorDataModule):
         if "train" in self.splits:
             return
         table = read_covid_csv(self.file(self.train_file, "train"), state["header"] if state else None)
-        rows = split_rows(len(table), self.valid_ratio, self.seed, self.fold, self.num_folds)
+        rows = self.split(table)
         self.state = state if state is not None else self.fit_state(table, rows["train"])
         y = torch.as_tensor(table.values[:, -1], dtype=torch.float32)
         for name, idx in rows.items():
             self.splits[name] = {"x": self.encode(table, idx), "y": y[idx], "ids": [table.ids[i] for i in idx]}
         where = f"fold {self.fold} of {self.num_folds}" if self.fold is not None else f"seed {self.seed}"
+        where += " (split by state)" if self.group_by == "state" else ""
         rank_zero_info(
             f"{table.path}: {len(table):,} rows; {where}: {len(rows['train']):,} train, {len(rows['val']):,} "
             f"validation, {len(rows['test']):,} test"
@@ -350,8 +393,7 @@ class CovidDataModule(TensorDataModule):
         if state is None:
             # A model without a data state (not fitted, not from a checkpoint): fit it as for training.
             table = read_covid_csv(self.file(self.train_file, "train"))
-            rows = split_rows(len(table), self.valid_ratio, self.seed, self.fold, self.num_folds)
-            state = self.fit_state(table, rows["train"])
+            state = self.fit_state(table, self.split(table)["train"])
         self.state = state
         header = state["header"]
         if self.predict_file is not None:
