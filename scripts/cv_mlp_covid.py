@@ -104,7 +104,8 @@ def main() -> None:
             rows = split_rows(len(table), 0.2, 5201314, groups=groups)
             ref = {} if args.no_references else references(table.values, rows["train"], rows["val"])
             print(
-                f"seed split (by {args.group_by}): kt val/mse {m['val/mse']:.4f} ({m['epochs']} epochs, {time.perf_counter() - start:.0f} s)"
+                f"seed split (by {args.group_by}): kt val/mse {m['val/mse']:.4f} ({m['epochs']} epochs, "
+                f"{time.perf_counter() - start:.0f} s)"
                 + "".join(f", {k} {v:.4f}" for k, v in ref.items()),
                 flush=True,
             )
