@@ -28,8 +28,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 
 class KTCheckpoint(ModelCheckpoint):
-    """``ModelCheckpoint`` whose ``last.ckpt`` is always the latest state: after every epoch, and optionally
-    during an epoch.
+    """``ModelCheckpoint`` whose ``last.ckpt`` is always a recent state: after every epoch (or every
+    ``last_every_n_epochs``), and optionally during an epoch.
 
     The other arguments are ``ModelCheckpoint``'s (``monitor``, ``save_top_k``, ``save_last``, ...).
 
@@ -37,13 +37,41 @@ class KTCheckpoint(ModelCheckpoint):
         last_every_n_batches: write ``last.ckpt`` after every this many training batches of an epoch (it
             is written at the end of every epoch anyway, with ``save_last``); a run killed in the middle
             of an epoch then loses at most this many batches. Unset: only at epoch ends.
+        last_every_n_epochs: write the end-of-epoch ``last.ckpt`` only after every this many epochs, and
+            when training ends. For models whose epochs take milliseconds (the COVID MLP runs thousands),
+            where writing a checkpoint every epoch costs more than the epoch; a crash then loses at most
+            this many epochs. Best checkpoints are written on every improvement either way.
     """
 
-    def __init__(self, *args: Any, last_every_n_batches: int | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        last_every_n_batches: int | None = None,
+        last_every_n_epochs: int = 1,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         if last_every_n_batches is not None and last_every_n_batches < 1:
             raise ValueError(f"last_every_n_batches must be >= 1, got {last_every_n_batches}")
+        if last_every_n_epochs < 1:
+            raise ValueError(f"last_every_n_epochs must be >= 1, got {last_every_n_epochs}")
         self.last_every_n_batches = last_every_n_batches
+        self.last_every_n_epochs = last_every_n_epochs
+        self._last_saved_step: int | None = None
+
+    def _save_last_checkpoint(self, trainer: Trainer, monitor_candidates: dict, due: bool = False) -> None:
+        # Every end-of-epoch write of last.ckpt (Lightning's beside a new best, and ours) passes here.
+        epochs_done = trainer.current_epoch + 1
+        final = trainer.should_stop or (trainer.max_epochs is not None and epochs_done >= trainer.max_epochs)
+        if due or final or epochs_done % self.last_every_n_epochs == 0:
+            super()._save_last_checkpoint(trainer, monitor_candidates)
+            self._last_saved_step = trainer.global_step
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # Training can end where no write was due (e.g. max_steps, or a stop requested after the save).
+        super().on_train_end(trainer, pl_module)
+        if self.save_last and self._last_saved_step not in (None, trainer.global_step):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer), due=True)
 
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -55,7 +83,7 @@ class KTCheckpoint(ModelCheckpoint):
         done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
         # The epoch's last batch is left to the end-of-epoch save (after validation).
         if done % every == 0 and done < trainer.num_training_batches:
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer), due=True)
 
     # Lightning 2.6 refreshes last.ckpt only when it also saves a best (top-k) checkpoint, so after an epoch
     # without improvement last.ckpt would still hold an older epoch. Here it is written after every epoch,

@@ -241,3 +241,36 @@ def test_mlp_resumes_mid_epoch_from_tensor_batches(tmp_path):
     ref_weights, weights = reference.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(weights[k], ref_weights[k]) for k in ref_weights)
     assert resumed.trainer.callback_metrics["val/mse"].item() == reference.trainer.callback_metrics["val/mse"].item()
+
+
+class LastCheckpointEpochs(Callback):
+    """Records, when each epoch starts (the previous one's checkpoints written), the epoch stored in last.ckpt."""
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        last = Path(trainer.checkpoint_callback.last_model_path or "/nonexistent")
+        self.seen.append(torch.load(last, weights_only=True)["epoch"] if last.exists() else -1)
+
+
+@pytest.mark.parametrize(("max_epochs", "patience"), [(7, 100), (30, 2)])
+def test_last_every_n_epochs(tmp_path, max_epochs, patience):
+    """last.ckpt every 3rd epoch, and always the final state, whether max_epochs or early stopping ends the run."""
+    make_csv(tmp_path / "covid.train.csv", rows=80)
+    args = [
+        "--config", str(ROOT / "configs" / "trainer.yaml"),
+        "--config", str(ROOT / "configs" / "mlp_covid_tuned.yaml"), "--data.init_args.data_dir", str(tmp_path),
+        "--model.init_args.lr", "0.3", "--trainer.max_epochs", str(max_epochs),
+        "--early_stopping.patience", str(patience), "--checkpoint.last_every_n_epochs", "3",
+        "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"),
+    ]  # fmt: skip
+    cli = run_cli(args, run=False)
+    spy = LastCheckpointEpochs()
+    cli.trainer.callbacks.append(spy)
+    cli.trainer.fit(cli.model, cli.datamodule)
+    epochs = len(spy.seen)
+    assert epochs == max_epochs or cli.trainer.should_stop
+    assert spy.seen == [e // 3 * 3 - 1 for e in range(epochs)]  # written after epochs 2, 5, 8, ... (0-based)
+    final = torch.load(cli.trainer.checkpoint_callback.last_model_path, weights_only=True)
+    assert final["epoch"] == epochs - 1 and final["global_step"] == cli.trainer.global_step
