@@ -14,7 +14,7 @@ seed's, or k-fold) puts those rows on the other side of it. This script, on the 
 * ``lookup``: the leak itself — a test row's answer copied from its successor window when that is in the
   training rows (least squares otherwise).
 
-    python scripts/cv_mlp_covid.py ... ; python scripts/covid_windows.py --data-dir ../shared/data/covid
+    python scripts/covid_windows.py --data-dir ../shared/data/covid
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ def main() -> None:
     two = np.flatnonzero(has_next)
     two = two[nxt[nxt[two]] >= 0]
     future = np.c_[y[nxt[two]], y[nxt[nxt[two]]]]
+    print(f"  {len(two)} rows have their next two windows in the file")
 
     scores: dict[str, list[float]] = {}
     for fold in range(args.folds):
@@ -82,10 +83,10 @@ def main() -> None:
         # The yardstick, on the rows that have two next days: the same least squares, without and with them.
         tr, te = np.isin(two, train), np.isin(two, test)
         base = x[two]
-        scores.setdefault("past only, rows with 2 next days", []).append(
+        scores.setdefault("past only, the rows with 2 next days", []).append(
             lstsq_mse(base[tr], y[two][tr], base[te], y[two][te])[1])
         with_future = np.c_[base, future]
-        scores.setdefault("two-sided: + tested_positive of the next 2 days", []).append(
+        scores.setdefault("two-sided: the same + tested_positive of the next 2 days", []).append(
             lstsq_mse(with_future[tr], y[two][tr], with_future[te], y[two][te])[1])
     print(f"{args.folds}-fold test MSE, mean ± std (same folds as scripts/cv_mlp_covid.py):")
     for name, values in scores.items():
