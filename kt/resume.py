@@ -58,20 +58,26 @@ class KTCheckpoint(ModelCheckpoint):
         self.last_every_n_batches = last_every_n_batches
         self.last_every_n_epochs = last_every_n_epochs
         self._last_saved_step: int | None = None
+        self._at_epoch_end = False
 
-    def _save_last_checkpoint(self, trainer: Trainer, monitor_candidates: dict, due: bool = False) -> None:
-        # Every end-of-epoch write of last.ckpt (Lightning's beside a new best, and ours) passes here.
+    def _save_last_checkpoint(self, trainer: Trainer, monitor_candidates: dict) -> None:
+        # Only the end-of-epoch writes (Lightning's beside a new best, and ours) are thinned out; the others
+        # (mid-epoch, on an exception, at the end of training) always write.
+        if self._at_epoch_end and not self._last_due(trainer):
+            return
+        super()._save_last_checkpoint(trainer, monitor_candidates)
+        self._last_saved_step = trainer.global_step
+
+    def _last_due(self, trainer: Trainer) -> bool:
         epochs_done = trainer.current_epoch + 1
         final = trainer.should_stop or (trainer.max_epochs is not None and epochs_done >= trainer.max_epochs)
-        if due or final or epochs_done % self.last_every_n_epochs == 0:
-            super()._save_last_checkpoint(trainer, monitor_candidates)
-            self._last_saved_step = trainer.global_step
+        return final or epochs_done % self.last_every_n_epochs == 0
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # Training can end where no write was due (e.g. max_steps, or a stop requested after the save).
         super().on_train_end(trainer, pl_module)
         if self.save_last and self._last_saved_step not in (None, trainer.global_step):
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer), due=True)
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -83,20 +89,29 @@ class KTCheckpoint(ModelCheckpoint):
         done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
         # The epoch's last batch is left to the end-of-epoch save (after validation).
         if done % every == 0 and done < trainer.num_training_batches:
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer), due=True)
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     # Lightning 2.6 refreshes last.ckpt only when it also saves a best (top-k) checkpoint, so after an epoch
-    # without improvement last.ckpt would still hold an older epoch. Here it is written after every epoch,
-    # in the hook where the parent saves (after it: a new best is saved first, with last.ckpt beside it).
+    # without improvement last.ckpt would still hold an older epoch. Here it is written after every epoch
+    # (or every last_every_n_epochs), in the hook where the parent saves (after it: a new best is saved
+    # first, with last.ckpt beside it).
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        super().on_validation_end(trainer, pl_module)
-        if not self._should_save_on_train_epoch_end(trainer):
-            self._refresh_last(trainer)
+        self._at_epoch_end = True
+        try:
+            super().on_validation_end(trainer, pl_module)
+            if not self._should_save_on_train_epoch_end(trainer):
+                self._refresh_last(trainer)
+        finally:
+            self._at_epoch_end = False
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        super().on_train_epoch_end(trainer, pl_module)
-        if self._should_save_on_train_epoch_end(trainer):
-            self._refresh_last(trainer)
+        self._at_epoch_end = True
+        try:
+            super().on_train_epoch_end(trainer, pl_module)
+            if self._should_save_on_train_epoch_end(trainer):
+                self._refresh_last(trainer)
+        finally:
+            self._at_epoch_end = False
 
     def _refresh_last(self, trainer: Trainer) -> None:
         # Skipped when this step was saved already (e.g. as a new best, with last.ckpt beside it).
