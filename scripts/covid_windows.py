@@ -56,10 +56,14 @@ def main() -> None:
     tp = [STATES + DAY * d + DAY - 1 for d in range(4)]  # tested_positive of days 1-4
     nxt = successors(x)
     has_next = nxt >= 0
-    print(f"{len(x)} rows; {has_next.sum()} have their next-day window in the file "
-          f"({len(x) - has_next.sum()} runs of consecutive windows, {STATES} states)")
-    print("  next window's tested_positive_d4 == this row's target:",
-          bool(np.array_equal(x[nxt[has_next], tp[3]], y[has_next])))
+    print(
+        f"{len(x)} rows; {has_next.sum()} have their next-day window in the file "
+        f"({len(x) - has_next.sum()} runs of consecutive windows, {STATES} states)"
+    )
+    print(
+        "  next window's tested_positive_d4 == this row's target:",
+        bool(np.array_equal(x[nxt[has_next], tp[3]], y[has_next])),
+    )
 
     # Two-sided yardstick: rows whose next two windows exist, their targets are days t+1 and t+2.
     two = np.flatnonzero(has_next)
@@ -78,16 +82,19 @@ def main() -> None:
         leak = has_next[test] & in_train[np.maximum(nxt[test], 0)]
         pred[leak] = x[nxt[test[leak]], tp[3]]
         scores.setdefault("lookup: answer copied from the next window (leak)", []).append(
-            float(np.mean((pred - y[test]) ** 2)))
+            float(np.mean((pred - y[test]) ** 2))
+        )
         scores.setdefault("  share of test rows whose answer is in training features", []).append(leak.mean())
         # The yardstick, on the rows that have two next days: the same least squares, without and with them.
         tr, te = np.isin(two, train), np.isin(two, test)
         base = x[two]
         scores.setdefault("past only, the rows with 2 next days", []).append(
-            lstsq_mse(base[tr], y[two][tr], base[te], y[two][te])[1])
+            lstsq_mse(base[tr], y[two][tr], base[te], y[two][te])[1]
+        )
         with_future = np.c_[base, future]
         scores.setdefault("two-sided: the same + tested_positive of the next 2 days", []).append(
-            lstsq_mse(with_future[tr], y[two][tr], with_future[te], y[two][te])[1])
+            lstsq_mse(with_future[tr], y[two][tr], with_future[te], y[two][te])[1]
+        )
     print(f"{args.folds}-fold test MSE, mean ± std (same folds as scripts/cv_mlp_covid.py):")
     for name, values in scores.items():
         print(f"  {name:58s} {np.mean(values):.4f} ± {np.std(values):.4f}")
