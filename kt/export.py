@@ -13,7 +13,6 @@ loads it can encode inputs as the model was trained:
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import warnings
@@ -28,33 +27,6 @@ from kt.errors import KTInputError
 DATA_STATE_FILE = "data_state.json"
 # Exported and PyTorch outputs must agree to this (float32 round-off).
 TOLERANCE = 1e-5
-
-
-def load_model(ckpt: str | Path, class_path: str | None = None) -> LightningModule:
-    """A kt model from its checkpoint (``weights_only``), on the CPU in eval mode. The class: ``class_path``,
-    else the one `kt fit` recorded in the checkpoint, else the first of :mod:`kt.models` that fits it."""
-    import kt.models
-
-    ckpt = Path(ckpt)
-    if not ckpt.is_file():
-        raise KTInputError(f"{ckpt} not found; expected a checkpoint written by `kt fit`")
-    if class_path is None:
-        hparams = torch.load(ckpt, map_location="cpu", weights_only=True).get("hyper_parameters", {})
-        class_path = hparams.get("_class_path")
-    if class_path:
-        module, _, name = class_path.rpartition(".")
-        candidates = [getattr(importlib.import_module(module or "kt.models"), name)]
-    else:
-        candidates = [getattr(kt.models, name) for name in kt.models.__all__]
-    errors = []
-    for cls in candidates:
-        try:
-            model = cls.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True)
-        except (TypeError, ValueError, RuntimeError, KeyError) as err:  # other hyperparameters or weights
-            errors.append(f"{cls.__name__}: {str(err).splitlines()[0]}")
-            continue
-        return model.eval()
-    raise KTInputError(f"{ckpt}: not a checkpoint of {', '.join(c.__name__ for c in candidates)} ({'; '.join(errors)})")
 
 
 def other_inputs(example: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:

@@ -268,18 +268,11 @@ def plot_knowledge_state(
 
 
 def load_dkt(path: str | Path):
-    """A DKT checkpoint on the CPU, in eval mode; a clear error when it is missing or not a DKT checkpoint."""
-    from kt.models import DKT
+    """A DKT checkpoint on the CPU, in eval mode, read safely by :func:`kt.load_checkpoint`; a clear error when
+    it is missing, not a checkpoint, or another model's."""
+    from kt.knowledge_state import KnowledgeTracer
 
-    path = Path(path)
-    if not path.is_file():
-        raise KTInputError(f"{path}: no such checkpoint file")
-    try:
-        model = DKT.load_from_checkpoint(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a corrupt file or another model's checkpoint: say which file, keep it one line
-        reason = (str(err).strip().splitlines() or [""])[0][:160]
-        raise KTInputError(f"{path}: cannot load as a DKT checkpoint ({type(err).__name__}: {reason})") from None
-    return model.eval()
+    return KnowledgeTracer.from_checkpoint(str(path)).model
 
 
 def student_sequence(

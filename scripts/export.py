@@ -2,7 +2,7 @@
 
     python scripts/export.py --ckpt lightning_logs/dkt_synthetic/version_0/checkpoints/last.ckpt --out dkt.pt
 
-The model class is found from the checkpoint (``--model kt.models.DKT`` to say it). The network is traced
+The checkpoint is read safely and names its model class (:func:`kt.load_checkpoint`). The network is traced
 (see :mod:`kt.export`); the script then runs the exported and the PyTorch network on the example inputs
 and, for DKT, on a batch of other size and sequence length, and prints the largest absolute difference.
 Load the result with ``torch.jit.load("dkt.pt")`` (Python) or ``torch::jit::load`` (C++).
@@ -11,22 +11,21 @@ Load the result with ``torch.jit.load("dkt.pt")`` (Python) or ``torch::jit::load
 from __future__ import annotations
 
 import argparse
-import sys
 
 import torch
 
-from kt.errors import KTInputError
-from kt.export import export, load_model, max_abs_difference, other_inputs
+from kt.errors import one_line_errors
+from kt.export import export, max_abs_difference, other_inputs
+from kt.inference import load_checkpoint
 
 
 def main(argv: list[str] | None = None) -> float:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt", required=True, help="checkpoint written by `kt fit`")
     parser.add_argument("--out", required=True, help="TorchScript file to write, e.g. model.pt")
-    parser.add_argument("--model", default=None, help="model class, e.g. kt.models.DKT (default: found)")
     args = parser.parse_args(argv)
 
-    model = load_model(args.ckpt, args.model)
+    model = load_checkpoint(args.ckpt)
     network, _ = model.export_module()
     _, example = export(model, args.out)
     exported = torch.jit.load(args.out)
@@ -40,8 +39,5 @@ def main(argv: list[str] | None = None) -> float:
 
 
 if __name__ == "__main__":
-    try:
+    with one_line_errors("export"):
         main()
-    except KTInputError as err:
-        print(f"export: error: {err}", file=sys.stderr)
-        sys.exit(2)

@@ -14,7 +14,7 @@ from lightning.pytorch import LightningModule
 import kt.models
 from kt.cli import run_cli
 from kt.errors import KTInputError
-from kt.export import DATA_STATE_FILE, export, load_model, max_abs_difference
+from kt.export import DATA_STATE_FILE, export, max_abs_difference
 from kt.models import DKT, MLPRegressor
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,12 +87,14 @@ def test_export_script_from_a_checkpoint(tmp_path, capsys):
     assert state == fit.model.hparams.data_state  # the vocabulary, to encode skill ids as in training
 
 
-def test_load_model_errors_are_clear(tmp_path):
-    with pytest.raises(KTInputError, match="not found"):
-        load_model(tmp_path / "nope.ckpt")
+def test_export_script_errors_are_clear(tmp_path):
+    # The script reads checkpoints with kt.load_checkpoint: one clear error naming the file.
+    out = ["--out", str(tmp_path / "x.pt")]
+    with pytest.raises(KTInputError, match="nope.ckpt not found"):
+        run_export_script(["--ckpt", str(tmp_path / "nope.ckpt"), *out])
     torch.save({"state_dict": {}, "hyper_parameters": {"nonsense": 1}}, tmp_path / "x.ckpt")
-    with pytest.raises(KTInputError, match="not a checkpoint of .*DKT, MLPRegressor"):
-        load_model(tmp_path / "x.ckpt")
+    with pytest.raises(KTInputError, match="x.ckpt is not a kt checkpoint: it does not say which model wrote it"):
+        run_export_script(["--ckpt", str(tmp_path / "x.ckpt"), *out])
 
 
 class StepLoop(torch.nn.Module):

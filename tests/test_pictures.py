@@ -192,10 +192,10 @@ def test_knowledge_state_from_predictions_and_its_errors(tiny_run, tmp_path, cap
         err = fails(plot, [ckpt, *argv, "-o", str(out)], capsys)
         assert re.search(f"^plot_knowledge_state: error: .*{message}", err)
     bad = ["--data-file", str(tmp_path / "bad.csv")]
-    assert re.search("missing.ckpt: no such checkpoint", fails(plot, [str(tmp_path / "missing.ckpt"), *bad], capsys))
+    assert re.search("missing.ckpt not found", fails(plot, [str(tmp_path / "missing.ckpt"), *bad], capsys))
     (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
     err = fails(plot, [str(tmp_path / "junk.ckpt"), *bad], capsys)
-    assert re.search("junk.ckpt: cannot load as a DKT checkpoint", err)
+    assert re.search("junk.ckpt is not a PyTorch checkpoint", err)
     assert re.search("nope.csv: no such file", fails(plot, [ckpt, "--data-file", str(tmp_path / "nope.csv")], capsys))
 
 
