@@ -22,7 +22,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 
 from kt.data.download import ensure_file
-from kt.data.sampling import distributed, trained_batches
+from kt.data.sampling import distributed
 from kt.data.state import model_data_state
 from kt.data.tensor_batches import TensorBatches, TensorDataModule
 from kt.errors import KTInputError
@@ -414,7 +414,7 @@ class CovidDataModule(TensorDataModule):
         rank_zero_info(f"{path}: {len(table):,} rows to predict")
 
     # ----------------------------------------------------------------------------------------- loaders
-    def _batches(self, name: str, shuffle: bool = False) -> TensorBatches:
+    def _batches(self, name: str) -> TensorBatches:
         split = self.splits[name]
         tensors = {"x": split["x"]} | ({"y": split["y"]} if "y" in split else {})
         size = self.batch_size if name == "train" else (self.eval_batch_size or len(split["x"]))
@@ -423,9 +423,4 @@ class CovidDataModule(TensorDataModule):
         # Under DDP a Lightning step must be one backward pass (DDP averages the gradients of each), so the
         # model gets the mini-batches one by one there.
         whole = self.whole_epoch and name == "train" and distributed()[0] == 1
-        train = name == "train"
-        batches = TensorBatches(
-            tensors, size, shuffle=shuffle, ids=ids, whole_epoch=whole, pad=train,
-            progress=trained_batches(self) if train else None,
-        )
-        return batches.to(self._device())
+        return self._tensor_batches(name, tensors, size, ids=ids, whole_epoch=whole)

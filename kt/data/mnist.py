@@ -21,7 +21,6 @@ from kt.data.augment import augment, normalize, to_float
 from kt.data.download import ensure_file
 from kt.data.idx import read_pair
 from kt.data.image_files import expand_paths, load_image_files
-from kt.data.sampling import trained_batches
 from kt.data.state import model_data_state
 from kt.data.tensor_batches import TensorBatches, TensorDataModule
 from kt.errors import KTInputError
@@ -234,15 +233,8 @@ class MNISTDataModule(TensorDataModule):
         training = self.trainer is not None and self.trainer.training
         return {**batch, "x": self.preprocess(batch["x"], train=training)}
 
-    def _batches(self, name: str, shuffle: bool = False) -> TensorBatches:
+    def _batches(self, name: str) -> TensorBatches:
         split = self.splits[name]
         tensors = {k: split[k] for k in ("x", "y") if k in split}
         size = self.batch_size if name == "train" else self.eval_batch_size
-        train = name == "train"
-        # Training shares are padded to equal size under DDP; `progress` lets a resumed run skip the batches
-        # of the interrupted epoch that were already trained on (see kt.data.sampling).
-        batches = TensorBatches(
-            tensors, size, shuffle=shuffle, ids=split.get("ids"), pad=train,
-            progress=trained_batches(self) if train else None,
-        )
-        return batches.to(self._device())
+        return self._tensor_batches(name, tensors, size, ids=split.get("ids"))

@@ -85,17 +85,21 @@ class EpochSampler(DistributedSampler):
         self.pad = pad
         self._skip = 0
 
-    def indices(self) -> list[int]:
+    def index_tensor(self) -> torch.Tensor:
+        """This process's indices of the current epoch, as an int64 tensor."""
         if self.shuffle:
             generator = torch.Generator()
             generator.manual_seed(self.seed + self.epoch)
-            order = torch.randperm(self.size, generator=generator).tolist()
+            order = torch.randperm(self.size, generator=generator)
         else:
-            order = list(range(self.size))
-        if self.pad and order and self.size % self.num_replicas:
+            order = torch.arange(self.size)
+        if self.pad and self.size and self.size % self.num_replicas:
             extra = self.num_replicas - self.size % self.num_replicas
-            order += (order * math.ceil(extra / len(order)))[:extra]
+            order = torch.cat([order, order.repeat(math.ceil(extra / self.size))[:extra]])
         return order[self.rank :: self.num_replicas]
+
+    def indices(self) -> list[int]:
+        return self.index_tensor().tolist()
 
     def __len__(self) -> int:
         if self.pad:

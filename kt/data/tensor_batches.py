@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 from lightning.pytorch import LightningDataModule
 
-from kt.data.sampling import EpochSampler
+from kt.data.sampling import EpochSampler, trained_batches
 
 
 class TensorBatches:
@@ -59,7 +59,6 @@ class TensorBatches:
         self.tensors = tensors
         self.num_rows = lengths.pop()
         self.batch_size = batch_size
-        self.shuffle = shuffle
         self.ids = list(ids) if ids is not None else None
         self.whole_epoch = whole_epoch
         # Lightning looks for ``sampler`` (to call ``set_epoch``) and ``batch_sampler`` as on a DataLoader.
@@ -95,11 +94,10 @@ class TensorBatches:
         self._handed_out = skip
         tensors = self.tensors
         ids = self.ids
-        order = self.sampler.indices()
+        order = self.sampler.index_tensor()
         if self.sampler.shuffle or self.sampler.num_replicas > 1:  # else the tensors as they are
-            ids = [ids[i] for i in order] if ids is not None else None
-            device = next(iter(tensors.values())).device
-            index = torch.tensor(order, dtype=torch.long, device=device)
+            ids = [ids[i] for i in order.tolist()] if ids is not None else None
+            index = order.to(next(iter(tensors.values())).device)
             tensors = {k: t.index_select(0, index) for k, t in tensors.items()}
         rows = len(order)
         if self.whole_epoch:
@@ -117,18 +115,36 @@ class TensorBatches:
 
 
 class TensorDataModule(LightningDataModule):
-    """A DataModule whose splits live in memory as tensors: its loaders are :class:`TensorBatches` moved once to
-    the training device. Subclasses implement ``_batches(name, shuffle)`` for the splits they have."""
+    """A DataModule whose splits live in memory as tensors. Subclasses implement ``_batches(name)`` for the
+    splits they have, building them with :meth:`_tensor_batches`."""
 
     def _device(self) -> torch.device:
         trainer = self.trainer
         return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
 
-    def _batches(self, name: str, shuffle: bool = False) -> TensorBatches:
+    def _tensor_batches(
+        self,
+        name: str,
+        tensors: dict[str, torch.Tensor],
+        batch_size: int,
+        ids: Sequence[str] | None = None,
+        whole_epoch: bool = False,
+    ) -> TensorBatches:
+        """The split's :class:`TensorBatches`, moved once to the training device. Training batches are shuffled
+        per (seed, epoch), padded to equal shares under DDP, and skip what a resumed run already trained on;
+        the others come in order, every row once."""
+        train = name == "train"
+        batches = TensorBatches(
+            tensors, batch_size, shuffle=train, ids=ids, whole_epoch=whole_epoch, pad=train,
+            progress=trained_batches(self) if train else None,
+        )  # fmt: skip
+        return batches.to(self._device())
+
+    def _batches(self, name: str) -> TensorBatches:
         raise NotImplementedError
 
     def train_dataloader(self) -> TensorBatches:
-        return self._batches("train", shuffle=True)
+        return self._batches("train")
 
     def val_dataloader(self) -> TensorBatches:
         return self._batches("val")
