@@ -97,12 +97,17 @@ def seed_trainer(train_loader, valid_loader, model, n_epochs, save_path, log_dir
     return epoch + 1, best_loss
 
 
-def run_seed(data_dir: Path, epochs: int, workdir: Path) -> tuple[float, int, float]:
+def seed_split(data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The seed's rows of covid.train.csv: random_split, valid_ratio 0.2, generator seed 5201314."""
     torch.manual_seed(5201314)
     data = pd.read_csv(data_dir / "covid.train.csv").values
     n_valid = int(0.2 * len(data))
     train, valid = random_split(data, [len(data) - n_valid, n_valid], generator=torch.Generator().manual_seed(5201314))
-    train, valid = np.array(train), np.array(valid)
+    return np.array(train), np.array(valid)
+
+
+def run_seed(data_dir: Path, epochs: int, workdir: Path) -> tuple[float, int, float]:
+    train, valid = seed_split(data_dir)
     # The seed's select_feat(select_all=True) also fed the id column; here the same 116 features as kt.
     train_set = COVID19Dataset(train[:, 1:-1], train[:, -1])
     valid_set = COVID19Dataset(valid[:, 1:-1], valid[:, -1])
@@ -122,11 +127,7 @@ def run_bare(data_dir: Path, epochs: int) -> tuple[float, int, float]:
     optimizer and batch size, the rows already in tensors, one validation forward per epoch; no data loading,
     progress bar, logging, checkpoint or early stopping. No training loop can beat this by much, so it bounds
     the speed-up any loop can show over the seed's."""
-    torch.manual_seed(5201314)
-    data = pd.read_csv(data_dir / "covid.train.csv").values
-    n_valid = int(0.2 * len(data))
-    train, valid = random_split(data, [len(data) - n_valid, n_valid], generator=torch.Generator().manual_seed(5201314))
-    train, valid = (torch.tensor(np.array(part), dtype=torch.float32) for part in (train, valid))
+    train, valid = (torch.tensor(part, dtype=torch.float32) for part in seed_split(data_dir))
     x, y, vx, vy = train[:, 1:-1], train[:, -1], valid[:, 1:-1], valid[:, -1]
     model = My_Model(x.shape[1])
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-5, momentum=0.9)

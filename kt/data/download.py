@@ -14,12 +14,18 @@ from lightning.pytorch.utilities import rank_zero_info
 from kt.errors import KTInputError
 
 
-def sha256sum(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
+def file_digest(path: str | Path, algorithm: str = "sha256", chunk_size: int = 1 << 20) -> str:
+    """Hex digest of the file's bytes (``algorithm``: any :mod:`hashlib` name, e.g. ``md5`` as torchvision's
+    checksums), read in chunks."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         while chunk := handle.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def sha256sum(path: str | Path) -> str:
+    return file_digest(path, "sha256")
 
 
 def verify(path: Path, sha256: str | None) -> None:

@@ -9,7 +9,6 @@ DataModule's interface stays the standard one (``setup``, ``*_dataloader``, batc
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Literal
 
@@ -18,7 +17,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from kt.data.augment import augment, normalize, to_float
-from kt.data.download import ensure_file
+from kt.data.download import ensure_file, file_digest
 from kt.data.idx import read_pair
 from kt.data.image_files import expand_paths, load_image_files
 from kt.data.state import model_data_state
@@ -61,14 +60,6 @@ CLASSES = {
 }
 # Mean and std of the official 60k training images' pixels in [0, 1] (the usual published values).
 DATASET_STATS = {"mnist": (0.1307, 0.3081), "fashion_mnist": (0.2860, 0.3530)}
-
-
-def md5sum(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class MNISTDataModule(TensorDataModule):
@@ -168,7 +159,7 @@ class MNISTDataModule(TensorDataModule):
             except KTInputError as err:
                 errors.append(str(err))
                 continue
-            if (actual := md5sum(path)) != MD5[self.dataset][f"{name}.gz"]:
+            if (actual := file_digest(path, "md5")) != MD5[self.dataset][f"{name}.gz"]:
                 path.unlink()
                 errors.append(f"{mirror}{name}.gz: md5 {actual}, expected {MD5[self.dataset][f'{name}.gz']}")
                 continue
