@@ -4,9 +4,9 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    # Lazy: `import kt.errors` (or kt.data alone) need not import the models.
+    # Lazy: `import kt.core.errors` (or one task package) need not import the models.
     if name == "load_checkpoint":
-        from kt.inference import load_checkpoint
+        from kt.core.checkpoints import load_checkpoint
 
         return load_checkpoint
     raise AttributeError(f"module 'kt' has no attribute {name!r}")

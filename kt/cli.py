@@ -1,8 +1,10 @@
-"""The ``kt`` command: LightningCLI with ``fit``, ``validate``, ``test`` and ``predict``.
+"""The ``kt`` command: LightningCLI's ``fit``, ``validate``, ``test`` and ``predict``, and the tools
+``plot`` and ``export``.
 
 Model and data are chosen in the config (``model.class_path``, ``data.class_path``), so a new model or
-dataset needs no change here. Every subcommand first reads ``configs/trainer.yaml`` (the shared trainer
-defaults), then the files given with ``--config``, then the command line.
+dataset needs no change here. Every Lightning subcommand first reads the packaged ``kt/configs/trainer.yaml``
+(the shared trainer defaults), then the files given with ``--config`` (a path, or the name of a config
+shipped in ``kt/configs``: ``--config dkt_synthetic``), then the command line.
 """
 
 from __future__ import annotations
@@ -11,29 +13,64 @@ import importlib
 import os
 import re
 import shutil
+import sys
+from argparse import RawDescriptionHelpFormatter
 from pathlib import Path
 from typing import Any
 
+from jsonargparse import DefaultHelpFormatter
 from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
-import kt.data  # noqa: F401  (registers the DataModules: `--data Assist2009DataModule`, `--data.help ...`)
-import kt.models  # noqa: F401  (registers the models: `--model DKT`, `--model.help DKT`)
-from kt.callbacks import PredictionWriter
-from kt.errors import KTInputError, one_line_errors
-from kt.inference import checkpoint_model_class, read_checkpoint
-from kt.resume import KTCheckpoint, RNGStates, continue_version, find_last_checkpoint
+import kt.tabular  # noqa: F401  (these imports register the models and DataModules: `--model DKT`,
+import kt.tracing  # noqa: F401   `--data.help Assist2009DataModule`, ...)
+import kt.vision  # noqa: F401
+from kt.core.checkpoints import checkpoint_model_class, read_checkpoint
+from kt.core.errors import InputError, one_line_errors
+from kt.core.predictions import PredictionWriter
+from kt.core.resume import ResumableCheckpoint, RNGStates, continue_version, find_last_checkpoint
 
-# The shared trainer defaults live in the repository's configs/ (see README); KT_TRAINER_CONFIG points
-# elsewhere, e.g. for an installed (non-editable) package.
-DEFAULT_TRAINER_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "trainer.yaml"
+# The shipped configs install with the package; KT_TRAINER_CONFIG points at other trainer defaults.
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 AUTO = "auto"
+# Subcommands that are tools rather than Lightning runs: name -> (module with main(argv), what it does).
+TOOLS = {
+    "plot": ("kt.plots.cli", "pictures: learning curves, knowledge state, confusion matrix, an image batch"),
+    "export": ("kt.export", "export a checkpoint's network for use without kt"),
+}
 
 
 def trainer_config_files() -> list[str]:
-    path = Path(os.environ.get("KT_TRAINER_CONFIG", DEFAULT_TRAINER_CONFIG))
+    path = Path(os.environ.get("KT_TRAINER_CONFIG", CONFIG_DIR / "trainer.yaml"))
     return [str(path)] if path.is_file() else []
+
+
+def resolve_config(value: str) -> str:
+    """A ``--config`` value: an existing path as it is, else a config shipped in ``kt/configs`` by name
+    (``dkt_synthetic`` or ``dkt_synthetic.yaml``); anything else unchanged, for the parser to report."""
+    if Path(value).exists():
+        return value
+    for candidate in (CONFIG_DIR / value, CONFIG_DIR / f"{value}.yaml"):
+        if candidate.is_file():
+            return str(candidate)
+    return value
+
+
+def with_shipped_configs(args: list[str]) -> list[str]:
+    """``args`` with every ``--config NAME`` / ``--config=NAME`` resolved by :func:`resolve_config`."""
+    out = []
+    for i, arg in enumerate(args):
+        if i > 0 and args[i - 1] == "--config":
+            arg = resolve_config(arg)
+        elif arg.startswith("--config="):
+            arg = "--config=" + resolve_config(arg.removeprefix("--config="))
+        out.append(arg)
+    return out
+
+
+def shipped_configs() -> list[str]:
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if p.stem != "trainer")
 
 
 def _import(class_path: str) -> type:
@@ -48,7 +85,7 @@ _NOISE = re.compile(r"^(Does not validate against any of the Union subtypes|Subt
                     r"|Expected a <class 'NoneType'>|Given value: (NestedArg\(|\{))")
 
 
-class KTUsageError(KTInputError):
+class UsageError(InputError):
     """A command-line or config-file problem (unknown key, wrong type, missing config file)."""
 
 
@@ -67,7 +104,7 @@ class KTArgumentParser(LightningArgumentParser):
         # Parsers that do not exit on error (jsonargparse tries Union subtypes with them) keep raising theirs.
         if not self.exit_on_error:
             return super().error(message, ex)
-        raise KTUsageError(f"{one_line(message)} ({self._help_hint(message)})")
+        raise UsageError(f"{one_line(message)} ({self._help_hint(message)})")
 
     def _help_hint(self, message: str) -> str:
         subcommands = LightningCLI.subcommands()
@@ -85,10 +122,14 @@ class KTArgumentParser(LightningArgumentParser):
         return f"`kt {named[0]} --help` lists the options"
 
 
+class HelpFormatter(RawDescriptionHelpFormatter, DefaultHelpFormatter):
+    """jsonargparse's help, with the epilog's line breaks (the tools and shipped configs) kept."""
+
+
 class KTCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # Always-on callbacks, configured under their own keys (checkpoint.*, early_stopping.*, ...).
-        parser.add_lightning_class_args(KTCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(ResumableCheckpoint, "checkpoint")
         parser.add_lightning_class_args(EarlyStopping, "early_stopping")
         parser.add_lightning_class_args(PredictionWriter, "prediction_writer")
         # Random generator states in every checkpoint, for resumed runs that equal uninterrupted ones.
@@ -111,7 +152,7 @@ class KTCLI(LightningCLI):
         """``--ckpt_path last``: the experiment's newest last.ckpt, whichever run (version folder) wrote it."""
         ckpt = find_last_checkpoint(self.trainer)
         if ckpt is None and self.subcommand != "fit":
-            raise KTInputError("--ckpt_path last: no last*.ckpt in this experiment's checkpoint folders")
+            raise InputError("--ckpt_path last: no last*.ckpt in this experiment's checkpoint folders")
         if ckpt is None:
             # As Lightning does: "last" can be set before the first run.
             rank_zero_warn("--ckpt_path last: no last*.ckpt in this experiment's folders; starting from scratch")
@@ -144,7 +185,7 @@ class KTCLI(LightningCLI):
         configured = self.config[subcommand].get("model")
         if configured is not None and configured.get("class_path") and _import(configured.class_path) is not cls:
             # Otherwise the checkpoint's model would meet the config's data and fail far from the cause.
-            raise KTInputError(
+            raise InputError(
                 f"checkpoint {ckpt_path} holds a {cls.__name__} model, but the config's model is "
                 f"{configured.class_path}: use the config the checkpoint was trained with"
             )
@@ -157,8 +198,8 @@ class KTCLI(LightningCLI):
         model = {"class_path": f"{cls.__module__}.{cls.__qualname__}", "dict_kwargs": hparams}
         try:
             self.config = self.parser.parse_object({subcommand: {"model": model}}, self.config)
-        except KTUsageError as err:
-            raise KTUsageError(f"checkpoint {ckpt_path}: hyperparameters that {cls.__name__} refuses: {err}") from None
+        except UsageError as err:
+            raise UsageError(f"checkpoint {ckpt_path}: hyperparameters that {cls.__name__} refuses: {err}") from None
 
     def _run_subcommand(self, subcommand: str) -> None:
         # A run stopped by bad input leaves nothing behind: not even the (empty) log folder it just created.
@@ -167,7 +208,7 @@ class KTCLI(LightningCLI):
         fresh = Path(log_dir) if log_dir and not Path(log_dir).exists() else None
         try:
             super()._run_subcommand(subcommand)
-        except KTInputError:
+        except InputError:
             if fresh is not None and fresh.is_dir() and not any(fresh.rglob("*.ckpt")):
                 shutil.rmtree(fresh, ignore_errors=True)
             raise
@@ -177,7 +218,7 @@ class KTCLI(LightningCLI):
         if "weights_only" in self._subcommand_method_arguments[subcommand]:
             # Checkpoints hold only tensors and plain values: never unpickle code from a file.
             if kwargs.get("weights_only") is False:
-                raise KTInputError("--weights_only false is not supported: kt checkpoints load with weights_only=true")
+                raise InputError("--weights_only false is not supported: kt checkpoints load with weights_only=true")
             kwargs["weights_only"] = True
         return kwargs
 
@@ -192,8 +233,19 @@ class SaveConfigToRunFolder(SaveConfigCallback):
 
 
 def run_cli(args: list[str] | None = None, run: bool = True) -> KTCLI:
-    """Build (and by default run) the CLI; ``args`` replaces ``sys.argv[1:]`` (tests, notebooks)."""
-    parser_kwargs = {name: {"default_config_files": trainer_config_files()} for name in KTCLI.subcommands()}
+    """Build (and by default run) the Lightning CLI; ``args`` replaces ``sys.argv[1:]`` (tests, notebooks)."""
+    defaults = trainer_config_files()
+    parser_kwargs: dict[str, Any] = {name: {"default_config_files": defaults} for name in KTCLI.subcommands()}
+    tools = "\n".join(f"  {name:<9} {what} (`kt {name} --help`)" for name, (_, what) in TOOLS.items())
+    configs = ", ".join(shipped_configs())
+    parser_kwargs["epilog"] = f"tools:\n{tools}\n\nshipped configs (`--config NAME`):\n  {configs}"
+    parser_kwargs["formatter_class"] = HelpFormatter
+    if args is None:
+        # The program's own command line, with shipped config names resolved (passing it as ``args`` too
+        # would make Lightning warn that both were given).
+        sys.argv[1:] = with_shipped_configs(sys.argv[1:])
+    else:
+        args = with_shipped_configs(list(args))
     return KTCLI(
         parser_class=KTArgumentParser,
         subclass_mode_model=True,
@@ -208,5 +260,9 @@ def run_cli(args: list[str] | None = None, run: bool = True) -> KTCLI:
 
 
 def main(args: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if args is None else args
+    if argv and argv[0] in TOOLS:
+        importlib.import_module(TOOLS[argv[0]][0]).main(argv[1:])
+        return
     with one_line_errors("kt"):
         run_cli(args)

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from lightning.pytorch import LightningModule
 
-from kt.errors import KTInputError
+from kt.core.errors import InputError
 
 DATA_STATE_FILE = "data_state.json"
 # Exported and PyTorch outputs must agree to this (float32 round-off).
@@ -52,7 +52,7 @@ def export(model: LightningModule, out: str | Path) -> tuple[torch.jit.ScriptMod
     (e.g. a Python loop over time steps) is refused rather than exported wrong.
     """
     if not hasattr(model, "export_module"):
-        raise KTInputError(f"{type(model).__name__} has no export_module(); it cannot be exported")
+        raise InputError(f"{type(model).__name__} has no export_module(); it cannot be exported")
     network, example = model.export_module()
     network = network.eval()
     with torch.no_grad(), warnings.catch_warnings():
@@ -68,7 +68,7 @@ def export(model: LightningModule, out: str | Path) -> tuple[torch.jit.ScriptMod
     else:
         reason = f"outputs differ by up to {diff:.3g}"
     if not diff <= TOLERANCE:
-        raise KTInputError(
+        raise InputError(
             f"{type(model).__name__}: the traced network does not carry over from inputs of shape "
             f"{[tuple(t.shape) for t in example]} to {[tuple(t.shape) for t in other]} ({reason}); "
             "this configuration cannot be exported by tracing"
@@ -85,3 +85,29 @@ def max_abs_difference(reference: torch.nn.Module, exported: torch.nn.Module, in
     with torch.no_grad():
         expected, got = reference(*inputs), exported(*inputs)
     return (expected.float() - got.float()).abs().max().item()
+
+
+def main(argv: list[str] | None = None) -> float:
+    """``kt export --ckpt CKPT --out FILE``: export, then print (and return) the largest difference from the
+    PyTorch model."""
+    import argparse
+
+    from kt.core.checkpoints import load_checkpoint
+    from kt.core.errors import one_line_errors
+
+    parser = argparse.ArgumentParser(prog="kt export", description=__doc__.splitlines()[0], allow_abbrev=False)
+    parser.add_argument("--ckpt", required=True, help="checkpoint written by `kt fit`")
+    parser.add_argument("--out", required=True, help="file to write, e.g. model.pt")
+    args = parser.parse_args(argv)
+    with one_line_errors("kt export"):
+        model = load_checkpoint(args.ckpt)
+        network, _ = model.export_module()
+        _, example = export(model, args.out)
+        exported = torch.jit.load(args.out)
+        diffs = {"example inputs": max_abs_difference(network.eval(), exported, example)}
+        other = other_inputs(example)
+        diffs[f"inputs of shape {[tuple(t.shape) for t in other]}"] = max_abs_difference(network, exported, other)
+    print(f"{type(model).__name__} -> {args.out}")
+    for name, diff in diffs.items():
+        print(f"  max |exported - PyTorch| on {name}: {diff:.3g}")
+    return max(diffs.values())

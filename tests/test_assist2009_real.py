@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 from lightning.pytorch import Trainer, seed_everything
 
-from kt.data import Assist2009DataModule
-from kt.data.assist2009 import DKVMN_SHA256
-from kt.data.download import sha256sum
-from kt.data.kt_formats import read_three_line
-from kt.models import DKT
+from kt.core.download import sha256sum
+from kt.tracing import DKT, Assist2009DataModule
+from kt.tracing.data.assist2009 import DKVMN_SHA256
+from kt.tracing.data.formats import read_three_line
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import pytest
 from conftest import write_three_line
 
 from kt.cli import main, run_cli
-from kt.errors import KTInputError
+from kt.core.errors import InputError
 
 ROOT = Path(__file__).resolve().parent.parent
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
@@ -129,7 +129,7 @@ CASES = [
     Case("unknown-config-key", lambda c: ["fit", "--config", str(c.write("x.yaml", "trainer:\n  max_epoch: 3\n"))],
          r"does not accept option 'trainer\.max_epoch' \(`kt fit --help` lists the options\)$"),
     Case("unknown-model-option-in-config",
-         lambda c: ["fit", "--config", str(c.write("m.yaml", "model:\n  class_path: kt.models.DKT\n  init_args:\n"
+         lambda c: ["fit", "--config", str(c.write("m.yaml", "model:\n  class_path: kt.tracing.DKT\n  init_args:\n"
                                                              "    hiden_size: 3\n"))],
          r"model: .*Option 'hiden_size' is not accepted"),
     Case("unknown-subcommand", lambda c: ["train"], r"invalid choice: 'train' \(choose from 'fit', .*see `kt --help`"),
@@ -139,7 +139,7 @@ CASES = [
     Case("bad-choice", lambda c: c.dkt("fit", "train.csv", "--model.backbone", "rnn"),
          r"backbone\": Expected a typing\.Literal\['lstm', 'gru', 'xlstm'\]\. Got value: rnn"),
     Case("checkpoint-of-another-model", lambda c: c.dkt("test", "train.csv", "--ckpt_path", str(c.mlp_ckpt)),
-         r"mlp_covid_tuned/.*last\.ckpt holds a MLPRegressor model, but the config's model is kt\.models\.DKT"),
+         r"mlp_covid_tuned/.*last\.ckpt holds a MLPRegressor model, but the config's model is kt\.tracing\.DKT"),
     Case("not-a-checkpoint", lambda c: c.dkt("test", "train.csv", "--ckpt_path", str(c.tmp / "train.csv")),
          r"train\.csv is not a PyTorch checkpoint"),
 ]
@@ -184,7 +184,7 @@ def test_bad_input(case: Case, tmp_path: Path, checkpoints, capsys, monkeypatch)
 def test_traceback_on_request(tmp_path, checkpoints, monkeypatch):
     monkeypatch.setenv("KT_TRACEBACK", "1")
     ctx = Ctx(tmp_path, *checkpoints)
-    with pytest.raises(KTInputError, match="absent.csv not found"):
+    with pytest.raises(InputError, match="absent.csv not found"):
         main(ctx.dkt("fit", "absent.csv", "--trainer.logger", "false"))
 
 

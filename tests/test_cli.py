@@ -11,7 +11,7 @@ import torch
 from conftest import write_three_line
 
 from kt.cli import main, run_cli
-from kt.models import DKT
+from kt.tracing import DKT
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = [

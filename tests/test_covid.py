@@ -12,7 +12,9 @@ import torch
 from lightning.pytorch import Trainer
 
 from kt.cli import run_cli
-from kt.data.covid import (
+from kt.core.errors import InputError
+from kt.core.tensor_batches import TensorBatches
+from kt.tabular.covid import (
     CovidDataModule,
     feature_names,
     read_covid_csv,
@@ -20,9 +22,7 @@ from kt.data.covid import (
     state_of_rows,
     univariate_scores,
 )
-from kt.data.tensor_batches import TensorBatches
-from kt.errors import KTInputError
-from kt.models.mlp import MLPRegressor
+from kt.tabular.models import MLPRegressor
 
 STATES = ["AL", "AK"]
 DAILY = ["cli", "tested_positive"]
@@ -89,16 +89,16 @@ def test_reads_ids_header_and_values(data_dir: Path) -> None:
 def test_bad_cells_name_file_line_and_column(tmp_path: Path, line: str, message: str) -> None:
     good = ["1,1,0,1,2,3,4,5,6", "2,0,1,1,2,3,4,5,6"]
     path = write_lines(tmp_path / "bad.csv", [",".join(header()), *good, line])
-    with pytest.raises(KTInputError) as err:
+    with pytest.raises(InputError) as err:
         read_covid_csv(path)
     assert str(err.value) == f"{path}, {message}"
 
 
 def test_missing_file_and_wrong_header(tmp_path: Path, data_dir: Path) -> None:
-    with pytest.raises(KTInputError, match="not found"):
+    with pytest.raises(InputError, match="not found"):
         CovidDataModule(data_dir=str(tmp_path / "nowhere")).setup("fit")
     path = write_lines(tmp_path / "other.csv", ["id,a,b", "1,2,3"])
-    with pytest.raises(KTInputError, match=r"line 1: 3 columns, expected 8"):
+    with pytest.raises(InputError, match=r"line 1: 3 columns, expected 8"):
         read_covid_csv(path, header()[:-1])
 
 
@@ -155,11 +155,11 @@ def test_group_by_state_splits_states(tmp_path: Path) -> None:
     assert not (sides["train"] & sides["val"]) and not (sides["train"] & sides["test"])
     # A CSV without one-hot columns after the id cannot be split by state: one clear error.
     frame.drop(columns=states).to_csv(tmp_path / "plain.csv", index=False)
-    with pytest.raises(KTInputError, match=r"plain.csv: group_by state needs one-hot state columns .* found 0"):
+    with pytest.raises(InputError, match=r"plain.csv: group_by state needs one-hot state columns .* found 0"):
         state_of_rows(read_covid_csv(tmp_path / "plain.csv"))
     frame.loc[5, "AK"] = 1  # two states in one row
     frame.to_csv(tmp_path / "two.csv", index=False)
-    with pytest.raises(KTInputError, match=r"two.csv, line 7: .* found 6 0/1 column\(s\) with 2 ones"):
+    with pytest.raises(InputError, match=r"two.csv, line 7: .* found 6 0/1 column\(s\) with 2 ones"):
         state_of_rows(read_covid_csv(tmp_path / "two.csv"))
 
 
@@ -169,9 +169,9 @@ def test_feature_selection_by_index_name_and_top_k(data_dir: Path) -> None:
     dm.setup("fit")
     assert dm.data_state["columns"] == [1, 4, 6, 7]
     assert dm.data_state["names"] == ["AL", "tested_positive_d1", "tested_positive_d2", "cli_d3"]
-    with pytest.raises(KTInputError, match="column 8 is not a feature column"):
+    with pytest.raises(InputError, match="column 8 is not a feature column"):
         CovidDataModule(data_dir=str(data_dir), features=[8]).setup("fit")
-    with pytest.raises(KTInputError, match="no feature column named 'nope'"):
+    with pytest.raises(InputError, match="no feature column named 'nope'"):
         CovidDataModule(data_dir=str(data_dir), features=["nope"]).setup("fit")
     dm = CovidDataModule(data_dir=str(data_dir), top_k=2)
     dm.setup("fit")

@@ -3,7 +3,6 @@ both processes equals the one-process metric of the same weights, and it is clos
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -40,14 +39,12 @@ def mlp_args(data_dir: Path, batch_size: int) -> list[str]:
     ]
 
 
-# The CNN (issue 4) lives on another branch until they are merged.
-HAS_CNN = importlib.util.find_spec("kt.models.cnn") is not None and importlib.util.find_spec("kt.data.idx") is not None
 
 
 def cnn_args(data_dir: Path, batch_size: int) -> list[str]:
     return [
-        "--model", "kt.models.cnn.CNN", "--model.channels", "[4]", "--model.fc_sizes", "[]",
-        "--data", "kt.data.mnist.MNISTDataModule", "--data.data_dir", str(data_dir), "--data.val_size", "101",
+        "--model", "kt.vision.CNN", "--model.channels", "[4]", "--model.fc_sizes", "[]",
+        "--data", "kt.vision.MNISTDataModule", "--data.data_dir", str(data_dir), "--data.val_size", "101",
         "--data.download", "false", "--data.batch_size", str(batch_size), "--trainer.max_epochs", "1", *QUIET,
         "--trainer.logger.init_args.name", "cnn",
     ]
@@ -55,7 +52,7 @@ def cnn_args(data_dir: Path, batch_size: int) -> list[str]:
 
 def write_images(folder: Path) -> Path:
     """IDX files of 28 x 28 noise with a bright bar whose row is the class (learnable in an epoch)."""
-    from kt.data.idx import write_idx
+    from kt.vision.idx import write_idx
 
     folder.mkdir()
     for name, n, seed in (("train", 601, 0), ("t10k", 50, 1)):
@@ -85,7 +82,7 @@ def last_checkpoint(save_dir: Path) -> tuple[Path, dict]:
 
 
 def current_score(ckpt: dict) -> float:
-    (state,) = [v for k, v in ckpt["callbacks"].items() if k.startswith("KTCheckpoint")]
+    (state,) = [v for k, v in ckpt["callbacks"].items() if k.startswith("ResumableCheckpoint")]
     return state["current_score"].item()
 
 
@@ -99,17 +96,16 @@ def ddp_runs(tmp_path_factory) -> dict[str, tuple[Path, dict]]:
     runs = {
         "dkt": start_ddp([*dkt_args(8), "--trainer.logger.init_args.save_dir", "dkt"], tmp),
         "mlp": start_ddp([*mlp_args(tmp, 8), "--trainer.logger.init_args.save_dir", "mlp"], tmp),
+        # 500 training images (padded shares of 250), 101 validation images (shares of 51 and 50)
+        "cnn": start_ddp([*cnn_args(write_images(tmp / "idx"), 8), "--trainer.logger.init_args.save_dir", "cnn"], tmp),
     }
-    if HAS_CNN:  # 500 training images (padded shares of 250), 101 validation images (shares of 51 and 50)
-        runs["cnn"] = start_ddp([*cnn_args(write_images(tmp / "idx"), 8), "--trainer.logger.init_args.save_dir",
-                                 "cnn"], tmp)
     for process in runs.values():
         finish(process)
     return {name: last_checkpoint(tmp / name) for name in runs} | {"tmp": tmp}
 
 
 @pytest.mark.parametrize("model", [
-    "dkt", "mlp", pytest.param("cnn", marks=pytest.mark.skipif(not HAS_CNN, reason="no CNN on this branch"))
+    "dkt", "mlp", "cnn"
 ])
 def test_ddp_matches_one_process(ddp_runs, model, tmp_path):
     ckpt_path, ckpt = ddp_runs[model]

@@ -6,9 +6,8 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch import Trainer, seed_everything
 
-from kt.data import SyntheticKTDataModule
-from kt.knowledge_state import KnowledgeTracer
-from kt.models import DKT
+from kt.tracing import DKT, SyntheticKTDataModule
+from kt.tracing.knowledge_state import KnowledgeTracer
 
 
 def auc_by_ranks(scores: np.ndarray, labels: np.ndarray) -> float:

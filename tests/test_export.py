@@ -3,7 +3,6 @@ also on batch sizes and sequence lengths other than the example's; the data stat
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -11,11 +10,12 @@ import pytest
 import torch
 from lightning.pytorch import LightningModule
 
-import kt.models
 from kt.cli import run_cli
-from kt.errors import KTInputError
+from kt.core.errors import InputError
 from kt.export import DATA_STATE_FILE, export, max_abs_difference
-from kt.models import DKT, MLPRegressor
+from kt.tabular import MLPRegressor
+from kt.tracing import DKT
+from kt.vision import CNN
 
 ROOT = Path(__file__).resolve().parent.parent
 TOLERANCE = 1e-5
@@ -55,10 +55,9 @@ def test_mlp_export_parity(tmp_path):
     assert exported(x).shape == (33,)
 
 
-@pytest.mark.skipif(not hasattr(kt.models, "CNN"), reason="kt.models has no CNN on this branch")
 def test_cnn_export_parity(tmp_path):
     torch.manual_seed(0)
-    model = kt.models.CNN().eval()
+    model = CNN().eval()
     network, example = model.export_module()
     export(model, tmp_path / "cnn.pt")
     exported, _ = load_exported(tmp_path / "cnn.pt")
@@ -67,10 +66,9 @@ def test_cnn_export_parity(tmp_path):
 
 
 def run_export_script(argv: list[str]) -> float:
-    spec = importlib.util.spec_from_file_location("export_script", ROOT / "scripts" / "export.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script.main(argv)
+    from kt.export import main
+
+    return main(argv)
 
 
 def test_export_script_from_a_checkpoint(tmp_path, capsys):
@@ -87,13 +85,14 @@ def test_export_script_from_a_checkpoint(tmp_path, capsys):
     assert state == fit.model.hparams.data_state  # the vocabulary, to encode skill ids as in training
 
 
-def test_export_script_errors_are_clear(tmp_path):
+def test_export_script_errors_are_clear(tmp_path, monkeypatch):
+    monkeypatch.setenv("KT_TRACEBACK", "1")  # the InputError itself, not its one-line exit
     # The script reads checkpoints with kt.load_checkpoint: one clear error naming the file.
     out = ["--out", str(tmp_path / "x.pt")]
-    with pytest.raises(KTInputError, match="nope.ckpt not found"):
+    with pytest.raises(InputError, match="nope.ckpt not found"):
         run_export_script(["--ckpt", str(tmp_path / "nope.ckpt"), *out])
     torch.save({"state_dict": {}, "hyper_parameters": {"nonsense": 1}}, tmp_path / "x.ckpt")
-    with pytest.raises(KTInputError, match="x.ckpt is not a kt checkpoint: it does not say which model wrote it"):
+    with pytest.raises(InputError, match="x.ckpt is not a kt checkpoint: it does not say which model wrote it"):
         run_export_script(["--ckpt", str(tmp_path / "x.ckpt"), *out])
 
 
@@ -110,6 +109,6 @@ class StepLoopModel(LightningModule):
 
 
 def test_a_trace_that_only_fits_the_example_is_refused(tmp_path):
-    with pytest.raises(KTInputError, match=r"StepLoopModel: the traced network does not carry over .* \(3, 8\)"):
+    with pytest.raises(InputError, match=r"StepLoopModel: the traced network does not carry over .* \(3, 8\)"):
         export(StepLoopModel(), tmp_path / "loop.pt")
     assert not (tmp_path / "loop.pt").exists()

@@ -14,13 +14,14 @@ from lightning.pytorch.callbacks import EMAWeightAveraging
 from torch.utils.data import DataLoader
 
 import kt
-import kt.models
+import kt.tracing
+import kt.vision
 from kt.cli import main
-from kt.data import SyntheticKTDataModule
-from kt.errors import KTInputError
-from kt.inference import model_registry
-from kt.knowledge_state import KnowledgeTracer
-from kt.models import DKT, MLPRegressor
+from kt.core.checkpoints import model_registry
+from kt.core.errors import InputError
+from kt.tabular import MLPRegressor
+from kt.tracing import DKT, SyntheticKTDataModule
+from kt.tracing.knowledge_state import KnowledgeTracer
 
 ROOT = Path(__file__).resolve().parent.parent
 QUIET = dict(logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
@@ -98,19 +99,18 @@ def test_knowledge_tracer_from_a_loaded_checkpoint(tmp_path):
         full = torch.sigmoid(model(index, torch.tensor([[c for _, c in answers]])))[0, -1].numpy()
     np.testing.assert_allclose(tracer.probability_vector("alice"), full, atol=1e-5, rtol=0)
     _, mlp_path = fit_mlp(tmp_path)
-    with pytest.raises(KTInputError, match="holds a MLPRegressor; knowledge tracing needs a DKT checkpoint"):
+    with pytest.raises(InputError, match="holds a MLPRegressor; knowledge tracing needs a DKT checkpoint"):
         KnowledgeTracer.from_checkpoint(str(mlp_path))
 
 
-def test_registry_is_kt_models_all(monkeypatch):
-    assert model_registry() == {name: getattr(kt.models, name) for name in kt.models.__all__}
-    assert model_registry()["DKT"] is DKT and model_registry()["MLPRegressor"] is MLPRegressor
+def test_registry_is_every_model_in_the_task_packages(monkeypatch):
+    assert model_registry() == {"DKT": DKT, "MLPRegressor": MLPRegressor, "CNN": kt.vision.CNN}
 
     class NewModel(DKT):
         pass
 
-    monkeypatch.setattr(kt.models, "NewModel", NewModel, raising=False)
-    monkeypatch.setattr(kt.models, "__all__", [*kt.models.__all__, "NewModel"])
+    monkeypatch.setattr(kt.tracing, "NewModel", NewModel, raising=False)
+    monkeypatch.setattr(kt.tracing, "__all__", [*kt.tracing.__all__, "NewModel"])
     assert model_registry()["NewModel"] is NewModel
 
 
@@ -135,9 +135,9 @@ def evil_checkpoint(tmp_path) -> tuple[Path, Path]:
 
 def test_a_checkpoint_that_runs_code_is_refused(evil_checkpoint):
     path, marker = evil_checkpoint
-    with pytest.raises(KTInputError, match=r"evil.ckpt refused: loading it would call \w+\.system, "):
+    with pytest.raises(InputError, match=r"evil.ckpt refused: loading it would call \w+\.system, "):
         kt.load_checkpoint(path)
-    with pytest.raises(KTInputError, match="refused"):
+    with pytest.raises(InputError, match="refused"):
         KnowledgeTracer.from_checkpoint(str(path))
     assert not marker.exists()
 
@@ -172,7 +172,7 @@ def test_not_a_kt_checkpoint(tmp_path, content, message):
         path.write_bytes(content)
     elif content is not None:
         torch.save(content, path)
-    with pytest.raises(KTInputError, match=message):
+    with pytest.raises(InputError, match=message):
         kt.load_checkpoint(path)
 
 
@@ -188,7 +188,7 @@ def test_weights_only_false_is_refused(tmp_path, capsys):
 def test_a_crash_while_writing_predictions_leaves_no_half_file(tmp_path, monkeypatch):
     import pandas as pd
 
-    from kt.callbacks import write_csv_atomically
+    from kt.core.predictions import write_csv_atomically
 
     target = tmp_path / "pred.csv"
     write_csv_atomically(pd.DataFrame({"id": [1, 2], "y": [0.5, 0.25]}), target)

@@ -5,9 +5,9 @@ import pytest
 import torch
 from lightning.pytorch import seed_everything
 
-from kt.errors import KTInputError
-from kt.knowledge_state import KnowledgeTracer
-from kt.models import DKT
+from kt.core.errors import InputError
+from kt.tracing import DKT
+from kt.tracing.knowledge_state import KnowledgeTracer
 
 SKILLS = ["3", "7", "12", "40", "41"]
 
@@ -38,11 +38,11 @@ def test_step_by_step_equals_the_whole_sequence(backbone):
 
 def test_unknown_skill_student_and_answer_are_clear_errors():
     tracer = KnowledgeTracer(model("lstm"))
-    with pytest.raises(KTInputError, match="skill id '99' is not in the model's vocabulary of 5 skills"):
+    with pytest.raises(InputError, match="skill id '99' is not in the model's vocabulary of 5 skills"):
         tracer.add("alice", "99", 1)
-    with pytest.raises(KTInputError, match="unknown student 'carol'"):
+    with pytest.raises(InputError, match="unknown student 'carol'"):
         tracer.probabilities("carol")
-    with pytest.raises(KTInputError, match="correct must be 0 or 1"):
+    with pytest.raises(InputError, match="correct must be 0 or 1"):
         tracer.add("alice", "3", 2)
     assert tracer.students == []  # nothing half-recorded
     tracer.add("alice", 7, True)  # int skill ids and bool answers are accepted
@@ -51,7 +51,7 @@ def test_unknown_skill_student_and_answer_are_clear_errors():
 
 
 def test_a_model_without_vocabulary_is_refused():
-    with pytest.raises(KTInputError, match="no skill vocabulary"):
+    with pytest.raises(InputError, match="no skill vocabulary"):
         KnowledgeTracer(DKT(num_skills=4))
 
 

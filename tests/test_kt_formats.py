@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from conftest import RAW_HEADER, raw_row, write_three_line
 
-from kt.data.kt_formats import parse_skill_builder, read_skill_builder, read_three_line
-from kt.errors import KTInputError
+from kt.core.errors import InputError
+from kt.tracing.data.formats import parse_skill_builder, read_skill_builder, read_three_line
 
 
 def test_raw_csv_drops_and_orders_like_the_seed(raw_csv):
@@ -40,7 +40,7 @@ def test_raw_csv_cache_gives_the_same_sequences(raw_csv, tmp_path):
 def test_raw_csv_errors_name_the_place(tmp_path, header, row, message):
     path = tmp_path / "bad.csv"
     path.write_text(header + "\n" + row + "\n")
-    with pytest.raises(KTInputError, match=message.replace("(", r"\(").replace(")", r"\)")) as err:
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")) as err:
         parse_skill_builder(path)
     assert str(path) in str(err.value)
 
@@ -72,5 +72,5 @@ def test_three_line_accepts_trailing_commas(tmp_path):
 def test_three_line_errors(tmp_path, text, message):
     path = tmp_path / "bad.csv"
     path.write_text(text)
-    with pytest.raises(KTInputError, match=message):
+    with pytest.raises(InputError, match=message):
         read_three_line(path)

@@ -8,12 +8,12 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch import seed_everything
 
-from kt.components.xlstm import MLSTMBlock, SLSTMBlock, XLSTMStack, mlstm_chunk
-from kt.data.kt_formats import parse_skill_builder, read_skill_builder
-from kt.data.sequences import SkillVocabulary, collate_windows, make_windows
-from kt.errors import KTInputError
-from kt.knowledge_state import KnowledgeTracer
-from kt.models import DKT
+from kt.core.errors import InputError
+from kt.tracing import DKT
+from kt.tracing.data.formats import parse_skill_builder, read_skill_builder
+from kt.tracing.data.sequences import SkillVocabulary, collate_windows, make_windows
+from kt.tracing.knowledge_state import KnowledgeTracer
+from kt.tracing.nets.xlstm import MLSTMBlock, SLSTMBlock, XLSTMStack, mlstm_chunk
 
 SKILLS = ["3", "7", "12", "40", "41"]
 
@@ -145,7 +145,7 @@ def test_multi_skill_join_makes_one_interaction_per_problem(raw_csv):
     assert names["11_12"] == "Subtraction & Fractions"
     expand, _, _ = parse_skill_builder(raw_csv)
     assert expand.problems[0].tolist() == [10, 15, 40, 40]
-    with pytest.raises(KTInputError, match="multi_skill 'both'"):
+    with pytest.raises(InputError, match="multi_skill 'both'"):
         parse_skill_builder(raw_csv, multi_skill="both")
 
 
@@ -169,14 +169,14 @@ def test_first_position_scoring_skips_the_repeated_rows(raw_csv):
     logit_all, _ = model._scored(batch, positions="all")
     assert len(logit_all) == 4 and len(logit) == 3  # of 4 scored steps, one repeats problem 40
     no_problems = collate_windows(make_windows(data.__class__(data.students, data.skills, data.correct), vocab, 2))
-    with pytest.raises(KTInputError, match="score_positions: first needs problem ids"):
+    with pytest.raises(InputError, match="score_positions: first needs problem ids"):
         model._scored(no_problems, positions="first")
 
 
 def test_xlstm_dkt_plus_fits_and_its_checkpoint_feeds_the_knowledge_tracer(tmp_path):
     from lightning.pytorch import Trainer
 
-    from kt.data import SyntheticKTDataModule
+    from kt.tracing import SyntheticKTDataModule
 
     seed_everything(0)
     data = SyntheticKTDataModule(num_students=60, num_exercises=5, steps_per_student=10, seq_len=6, batch_size=16)

@@ -16,16 +16,16 @@ import yaml
 from lightning.pytorch import LightningModule, Trainer
 
 from kt.cli import main
-from kt.components.cnn import CNNNet
-from kt.data import mnist as mnist_module
-from kt.data.idx import read_images, read_labels, read_pair, write_idx
-from kt.data.image_files import to_mnist_style
-from kt.data.mnist import MNISTDataModule
-from kt.errors import KTInputError
-from kt.models.cnn import CNN
+from kt.core.errors import InputError
+from kt.vision import mnist as mnist_module
+from kt.vision.idx import read_images, read_labels, read_pair, write_idx
+from kt.vision.image_files import to_mnist_style
+from kt.vision.mnist import MNISTDataModule
+from kt.vision.models import CNN
+from kt.vision.nets import CNNNet
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
-TINY_MODEL = ["--model", "kt.models.cnn.CNN", "--model.channels", "[4]", "--model.fc_sizes", "[]"]
+TINY_MODEL = ["--model", "kt.vision.CNN", "--model.channels", "[4]", "--model.fc_sizes", "[]"]
 
 
 def fake_images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -93,7 +93,7 @@ def header(magic: int, *dims: int) -> bytes:
 def test_corrupt_idx_files_name_the_file(tmp_path: Path, content: bytes, reader, message: str) -> None:
     path = tmp_path / "broken-idx"
     path.write_bytes(content)
-    with pytest.raises(KTInputError, match="broken-idx") as err:
+    with pytest.raises(InputError, match="broken-idx") as err:
         reader(path)
     assert message in str(err.value)
 
@@ -102,7 +102,7 @@ def test_image_and_label_counts_must_agree(tmp_path: Path) -> None:
     images, labels = fake_images(5)
     write_idx(tmp_path / "img", images)
     write_idx(tmp_path / "lab", labels[:4])
-    with pytest.raises(KTInputError, match=r"img has 5 images but .*lab has 4 labels"):
+    with pytest.raises(InputError, match=r"img has 5 images but .*lab has 4 labels"):
         read_pair(tmp_path / "img", tmp_path / "lab")
 
 
@@ -268,7 +268,7 @@ def quiet(tmp_path: Path) -> list[str]:
 def test_cli_fit_predict_test_set_and_own_images(data_dir: Path, tmp_path: Path) -> None:
     from PIL import Image
 
-    data = ["--data", "kt.data.mnist.MNISTDataModule", "--data.data_dir", str(data_dir), "--data.val_size", "20",
+    data = ["--data", "kt.vision.MNISTDataModule", "--data.data_dir", str(data_dir), "--data.val_size", "20",
             "--data.download", "false", *quiet(tmp_path)]  # fmt: skip
     main(["fit", *TINY_MODEL, *data, "--trainer.max_epochs", "1"])
     ckpt = next(tmp_path.rglob("last.ckpt"))
@@ -306,7 +306,7 @@ def test_cli_bad_image_and_truncated_idx_are_one_line_errors(data_dir: Path, tmp
     bad = tmp_path / "scan.png"
     bad.write_bytes(b"not a png at all")
     out = tmp_path / "pred.csv"
-    common = [*TINY_MODEL, "--data", "kt.data.mnist.MNISTDataModule", "--data.data_dir", str(data_dir),
+    common = [*TINY_MODEL, "--data", "kt.vision.MNISTDataModule", "--data.data_dir", str(data_dir),
               "--data.download", "false", "--prediction_writer.output_path", str(out), *quiet(tmp_path)]  # fmt: skip
     expect_one_line_error(capsys, ["predict", *common, "--data.predict_files", f"[{bad}]"],
                           f"{bad}: cannot read it as an image")  # fmt: skip
@@ -318,12 +318,12 @@ def test_cli_bad_image_and_truncated_idx_are_one_line_errors(data_dir: Path, tmp
 
 def test_missing_files_say_where_to_put_them(tmp_path: Path, monkeypatch) -> None:
     dm = MNISTDataModule(dataset="mnist", data_dir=str(tmp_path / "none"), download=False)
-    with pytest.raises(KTInputError, match=r"t10k-images-idx3-ubyte.gz not found and download is off\. Put"):
+    with pytest.raises(InputError, match=r"t10k-images-idx3-ubyte.gz not found and download is off\. Put"):
         dm.setup("test")
     # Offline: every mirror fails, and the message still says where to put the file and where to get it.
     monkeypatch.setitem(mnist_module.MIRRORS, "mnist", [f"file://{tmp_path}/no-mirror/"])
     dm = MNISTDataModule(dataset="mnist", data_dir=str(tmp_path / "none"))
-    with pytest.raises(KTInputError, match=r"could not be downloaded \(offline\?\)\. Put t10k-images-idx3-ubyte.gz"):
+    with pytest.raises(InputError, match=r"could not be downloaded \(offline\?\)\. Put t10k-images-idx3-ubyte.gz"):
         dm.setup("test")
 
 

@@ -6,7 +6,6 @@ Each plot function returns the arrays it drew; the tests check those against ind
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
@@ -17,27 +16,19 @@ import torch
 from conftest import write_three_line
 from PIL import Image
 
-from kt.cli import run_cli
-from kt.errors import KTInputError
-from kt.plots import (
-    learning_curves,
-    load_dkt,
-    plot_confusion,
-    plot_curves,
-    plot_knowledge_state,
-    read_scalars,
-    student_sequence,
-)
+from kt.cli import main, run_cli
+from kt.core.errors import InputError
+from kt.plots.confusion import plot_confusion
+from kt.plots.curves import learning_curves, plot_curves, read_scalars
+from kt.plots.knowledge_state import load_dkt, plot_knowledge_state, student_sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def kt_plot(picture: str):
+    """``kt plot <picture>`` as a function of its remaining arguments, through the real entry point."""
+    return lambda argv: main(["plot", picture, *argv])
 
 
 def fails(main, argv: list[str], capsys) -> str:
@@ -175,7 +166,7 @@ def test_knowledge_state_from_predictions_and_its_errors(tiny_run, tmp_path, cap
                   vocab[2]], "correct": [1, 0, 1, 1]}).to_csv(tmp_path / "p.csv", index=False)
     assert student_sequence("7", predictions=tmp_path / "p.csv") == ([vocab[1], vocab[2], vocab[3]], [0, 1, 1])
 
-    plot = script("plot_knowledge_state").main
+    plot = kt_plot("knowledge-state")
     out = tmp_path / "ks.png"
     plot([ckpt, "--predictions", str(tmp_path / "p.csv"), "--student", "7", "-o", str(out)])
     assert_png(out, min_size=(200, 100))
@@ -190,7 +181,7 @@ def test_knowledge_state_from_predictions_and_its_errors(tiny_run, tmp_path, cap
         (["--predictions", str(tmp_path / "p.csv"), "--student", "7", "--steps", "0"], "steps \\(0\\) and max_skills"),
     ]:
         err = fails(plot, [ckpt, *argv, "-o", str(out)], capsys)
-        assert re.search(f"^plot_knowledge_state: error: .*{message}", err)
+        assert re.search(f"^kt plot: error: .*{message}", err)
     bad = ["--data-file", str(tmp_path / "bad.csv")]
     assert re.search("missing.ckpt not found", fails(plot, [str(tmp_path / "missing.ckpt"), *bad], capsys))
     (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
@@ -225,23 +216,23 @@ def test_confusion_matrix_counts_and_accuracy(tmp_path):
     assert plot_confusion(tmp_path / "few.csv", out, classes=list("abcd"))["classes"] == list("abcd")
 
 
-def test_confusion_and_curves_scripts_help_and_errors(tmp_path, capsys):
+def test_confusion_and_curves_commands_help_and_errors(tmp_path, capsys):
     from torch.utils.tensorboard import SummaryWriter
 
-    confusion, curves = script("plot_confusion").main, script("plot_curves").main
+    confusion, curves = kt_plot("confusion"), kt_plot("curves")
     events = tmp_path / "run"
     with SummaryWriter(events) as writer:
         for tag, value in [("epoch", 0), ("val/loss", 0.5), ("val/auc", 0.7)]:
             writer.add_scalar(tag, value, 0)
     (tmp_path / "empty").mkdir()
-    for main in (confusion, curves):
+    for plot in (confusion, curves):
         with pytest.raises(SystemExit) as exit_info:
-            main(["--help"])
+            plot(["--help"])
         assert exit_info.value.code == 0 and "-o OUT, --out OUT" in capsys.readouterr().out
 
     (tmp_path / "bad.csv").write_text("label,guess\n1,2\n")
     bad = [str(tmp_path / "bad.csv")]
-    assert re.search("^plot_confusion: error: .*bad.csv: missing column\\(s\\) pred", fails(confusion, bad, capsys))
+    assert re.search("^kt plot: error: .*bad.csv: missing column\\(s\\) pred", fails(confusion, bad, capsys))
     (tmp_path / "bad.csv").write_text("label,pred\n1,2\n1,x\n")
     assert re.search("bad.csv, row 3, column 'pred': expected a class index", fails(confusion, bad, capsys))
     (tmp_path / "own.csv").write_text("image,label,pred\na.png,,1\nb.png,,2\n")
@@ -252,11 +243,11 @@ def test_confusion_and_curves_scripts_help_and_errors(tmp_path, capsys):
     confusion([str(tmp_path / "ok.csv"), "--classes", "a,b,c", "-o", str(tmp_path / "c.png")])
     assert "accuracy 0.5000 over 2 examples" in capsys.readouterr().out
 
-    with pytest.raises(KTInputError, match="log-scale panel\\(s\\) mae not in this run; its panels: loss, auc"):
+    with pytest.raises(InputError, match="log-scale panel\\(s\\) mae not in this run; its panels: loss, auc"):
         plot_curves(events, tmp_path / "c.png", log_y=["mae"])
     curves([str(events), "--log-y", "loss", "-o", str(tmp_path / "c.png")])
     assert "c.png: loss, auc" in capsys.readouterr().out
-    assert re.search("^plot_curves: error: .*nope: no such folder", fails(curves, [str(tmp_path / "nope")], capsys))
+    assert re.search("^kt plot: error: .*nope: no such folder", fails(curves, [str(tmp_path / "nope")], capsys))
     assert re.search("expected TensorBoard event files", fails(curves, [str(tmp_path / "empty")], capsys))
-    with pytest.raises(KTInputError, match="no such file"):
+    with pytest.raises(InputError, match="no such file"):
         plot_confusion(tmp_path / "missing.csv", tmp_path / "x.png")

@@ -17,10 +17,10 @@ from lightning.pytorch import Callback
 from test_covid import make_csv
 
 from kt.cli import run_cli
-from kt.data.sampling import EpochSampler
-from kt.data.tensor_batches import TensorBatches
-from kt.errors import KTInputError
-from kt.resume import find_last_checkpoint
+from kt.core.errors import InputError
+from kt.core.resume import find_last_checkpoint
+from kt.core.sampling import EpochSampler
+from kt.core.tensor_batches import TensorBatches
 
 ROOT = Path(__file__).resolve().parent.parent
 # 200 simulated students, 120 for training: 30 batches of 4 per epoch; dropout, so random numbers matter.
@@ -54,7 +54,7 @@ def checkpoint_state(path: Path) -> dict:
 
 
 def best_score(ckpt: dict) -> float:
-    (state,) = [v for k, v in ckpt["callbacks"].items() if k.startswith("KTCheckpoint")]
+    (state,) = [v for k, v in ckpt["callbacks"].items() if k.startswith("ResumableCheckpoint")]
     return state["best_model_score"].item()
 
 
@@ -184,7 +184,7 @@ def test_last_checkpoint_is_the_latest_epoch_even_without_improvement(tmp_path):
 
 def test_ckpt_path_last_is_the_newest_of_every_version(tmp_path):
     logs = ["--trainer.logger.init_args.save_dir", str(tmp_path)]
-    with pytest.raises(KTInputError, match="--ckpt_path last: no last"):
+    with pytest.raises(InputError, match="--ckpt_path last: no last"):
         run_cli(["validate", *TINY_DKT, *logs, "--ckpt_path", "last"])
     versions = tmp_path / "dkt_synthetic"
     for n, mtime in [(0, 2_000_000_000), (1, 1_000_000_000), (2, None)]:

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from kt.data.sequences import Interactions, SkillVocabulary, collate_windows, make_windows
-from kt.errors import KTInputError
+from kt.core.errors import InputError
+from kt.tracing.data.sequences import Interactions, SkillVocabulary, collate_windows, make_windows
 
 
 def interactions(lengths: list[int]) -> Interactions:
@@ -53,7 +53,7 @@ def test_vocabulary_sorts_numerically_and_rejects_unknown_ids():
         "2", "10", "x"
     ]
     assert vocab.encode(np.array(["10", "2", "x"])).tolist() == [1, 0, 2]
-    with pytest.raises(KTInputError, match="skill id\\(s\\) 7 are not in the model's vocabulary"):
+    with pytest.raises(InputError, match="skill id\\(s\\) 7 are not in the model's vocabulary"):
         vocab.encode(np.array(["2", "7"]), where="predict file")
     assert SkillVocabulary.from_state(vocab.state()) == vocab
     assert all(type(s) is str for s in vocab.state()["skills"])

@@ -1,0 +1,1 @@
+"""What every task shares: errors, the base LightningModule, checkpoints and resume, batching, predictions."""

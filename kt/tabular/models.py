@@ -1,0 +1,146 @@
+"""MLP regressor LightningModule: MSE (or L1/Huber) loss; MSE, MAE and R² for train/val/test."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
+
+from kt.core.module import BaseModule, Optimizer, Scheduler
+from kt.tabular.nets import MLP
+
+Activation = Literal["relu", "leaky_relu", "gelu", "silu", "tanh", "sigmoid"]
+LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss, "huber": F.huber_loss}
+
+
+class MLPRegressor(BaseModule):
+    """Regression with an MLP on the features a DataModule selects (e.g. :class:`kt.tabular.CovidDataModule`).
+
+    The defaults are the ML2022Spring HW1 seed: inputs -> 16 -> 8 -> 1, ReLU, MSE, SGD lr 1e-5 momentum 0.9.
+
+    Args:
+        hidden_sizes: sizes of the hidden layers.
+        activation: activation after each hidden layer.
+        dropout: dropout after each hidden activation.
+        batch_norm: BatchNorm1d after each hidden Linear.
+        loss: training loss, ``mse``, ``l1`` (MAE) or ``huber``; validation is judged by MSE either way.
+        optimizer: ``sgd`` (with ``momentum``), ``adam`` or ``adamw``.
+        lr: learning rate.
+        weight_decay: L2 penalty (decoupled for ``adamw``).
+        momentum: SGD momentum.
+        scheduler: ``none``, ``cosine`` (over ``trainer.max_epochs``) or ``plateau`` (on ``val/mse``).
+        input_size: number of input features; taken from the data when left empty.
+        data_state: the selected features and scaler, filled in from the data at fit time and saved in the
+            checkpoint; leave it empty.
+    """
+
+    monitor = "val/mse"
+    monitor_mode = "min"
+
+    def __init__(
+        self,
+        hidden_sizes: list[int] = [16, 8],  # noqa: B006 - jsonargparse shows the default; never mutated
+        activation: Activation = "relu",
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+        loss: Literal["mse", "l1", "huber"] = "mse",
+        optimizer: Optimizer = "sgd",
+        lr: float = 1e-5,
+        weight_decay: float = 0.0,
+        momentum: float = 0.9,
+        scheduler: Scheduler = "none",
+        input_size: int | None = None,
+        data_state: dict | None = None,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        if data_state is not None:
+            input_size = len(data_state["columns"])
+        self.save_hyperparameters()
+        self.net: MLP | None = None
+        if input_size is not None:
+            self._build(input_size)
+        self.loss_fn = LOSSES[loss]
+        self.train_mse = MeanSquaredError()
+        metrics = MetricCollection({"mse": MeanSquaredError(), "mae": MeanAbsoluteError(), "r2": R2Score()})
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+
+    def _build(self, input_size: int) -> None:
+        hp = self.hparams
+        self.hparams.input_size = input_size
+        self.net = MLP(input_size, list(hp.hidden_sizes), 1, hp.activation, hp.dropout, hp.batch_norm)
+
+    def configure_model(self) -> None:
+        # A model configured without a data state takes the training data's (and saves it in checkpoints);
+        # configure_model rather than setup for the same reason as DKT's (weight-averaging callbacks).
+        if self.net is None:
+            self.hparams.data_state = self.trainer.datamodule.data_state
+            self._build(len(self.hparams.data_state["columns"]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def export_module(self) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
+        """For :mod:`kt.export`: standardised features (batch, input_size) float32 -> predictions (batch,)."""
+        return self.net, (torch.zeros(2, self.hparams.input_size),)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        """One optimizer step per mini-batch of ``batch["batch_size"]`` rows (the whole batch without it).
+
+        Optimization is manual so that a DataModule can hand over a whole epoch in one step
+        (``CovidDataModule(whole_epoch=True)``): on a network this small Lightning's per-step machinery
+        costs more than the step itself.
+        """
+        opt = self.optimizers()
+        x, y = batch["x"], batch["y"]
+        size = int(batch.get("batch_size", len(x)))
+        preds, losses = [], []
+        for start in range(0, len(x), size):
+            pred = self(x[start : start + size])
+            loss = self.loss_fn(pred, y[start : start + size])
+            opt.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            opt.step()
+            preds.append(pred.detach())
+            losses.append(loss.detach())
+        self.train_mse.update(torch.cat(preds), y)
+        return torch.stack(losses).mean()
+
+    # Metrics are logged once per epoch as computed values: each self.log call costs more than an
+    # optimizer step of this network, and logging a torchmetrics object costs more than a tensor.
+    def on_train_epoch_end(self) -> None:
+        self.log("train/mse", self.train_mse.compute())
+        self.train_mse.reset()
+        # Manual optimization steps the scheduler itself: per epoch, after validation (plateau reads val/mse).
+        scheduler = self.lr_schedulers()
+        if scheduler is None:
+            return
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            metric = self.trainer.callback_metrics.get(self.monitor)
+            if metric is not None:
+                scheduler.step(metric)
+        else:
+            scheduler.step()
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self.val_metrics.update(self(batch["x"]), batch["y"])
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_dict(self.val_metrics.compute(), prog_bar=True)
+        self.val_metrics.reset()
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self.test_metrics.update(self(batch["x"]), batch["y"])
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict(self.test_metrics.compute())
+        self.test_metrics.reset()
+
+    def predict_step(self, batch: dict, batch_idx: int) -> dict:
+        """The submission columns: ``id`` as in the input, and the prediction under the target's name."""
+        state = self.hparams.data_state or {}
+        target = state.get("header", ["tested_positive"])[-1]
+        return {"id": batch["id"], target: self(batch["x"]).float()}

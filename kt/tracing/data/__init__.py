@@ -1,0 +1,1 @@
+"""Knowledge-tracing data: file formats, student sequences and windows, one DataModule per dataset."""

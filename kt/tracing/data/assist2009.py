@@ -1,0 +1,146 @@
+"""ASSISTments 2009-2010 skill-builder: the 3-line DKVMN split, or the raw CSV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from lightning.pytorch.utilities import rank_zero_warn
+
+from kt.core.download import ensure_file
+from kt.core.errors import InputError
+from kt.tracing.data.datamodule import KnowledgeTracingDataModule
+from kt.tracing.data.formats import MultiSkill, read_skill_builder, read_skill_map, read_three_line
+from kt.tracing.data.sequences import Interactions
+
+# The DKVMN authors' split (github.com/jennyzhang0215/DKVMN, data/assist2009_updated/): 3-line files.
+DKVMN_URL = "https://raw.githubusercontent.com/jennyzhang0215/DKVMN/master/data/assist2009_updated/"
+DKVMN_SHA256 = {
+    "assist2009_updated_train.csv": "5b851c65f665474a0993d86e87901adb1e0916c0d80fe7fce4096e6641924c74",
+    "assist2009_updated_test.csv": "2e8f1d7600543aededa31323343f7d762b8f51c53c0caca852e813b67fe4e823",
+    "assist2009_updated_train1.csv": "3816a773851dd0a727322cf9396fd14a652c3a3ff07e71a56ae2ea43f4164201",
+    "assist2009_updated_train2.csv": "9bc46dccd674657d730f22869da3ce7667a57c34e1c511067d6bc7f4c865bea9",
+    "assist2009_updated_train3.csv": "78d66030acf16a75031d93be77e247370d6d764bc40794f8d0a40a762568aa0b",
+    "assist2009_updated_train4.csv": "37b7c55f68965aac0a8e9434fc39cca137d376a18c5839ce6b368612dbabccad",
+    "assist2009_updated_train5.csv": "7c5c1e8f82ecd5b90522d4a544f81810bd0b5629a9f0fb75848a219c09d78d33",
+    "assist2009_updated_valid1.csv": "e4fff52e91a4b140207de7590e7bc131efa595f42fdfb3983729bc3faa5b5262",
+    "assist2009_updated_valid2.csv": "f9abe32803603d8bd1f7df7275d7327462f205ee0ff29ae558a35e69e246f3dc",
+    "assist2009_updated_valid3.csv": "275e96b63290dd9c47ca224ec7c089385041fbec8a66918631729907025da323",
+    "assist2009_updated_valid4.csv": "4b3c59ca825eb0ebac2039efaec1722e2c93b6c4a5cab1bc3554cffec597369f",
+    "assist2009_updated_valid5.csv": "14923acd4ca909d0359dbecdf4322adbe49c645453ba1405eed864a454baa001",
+    "assist2009_updated_skill_mapping.txt": "fe9375c05ef1eced388179f968babcf3553dc19f1d19ddf89bf91fa809bbec29",
+}
+SKILL_MAP = "assist2009_updated_skill_mapping.txt"
+RAW_HELP = (
+    "Get skill_builder_data.csv from the ASSISTments 2009-2010 page "
+    "(https://sites.google.com/site/assistmentsdata/home/2009-2010-assistment-data) and put it in data_dir, "
+    "or set raw_url (and raw_sha256) to a copy you can reach."
+)
+
+
+class Assist2009DataModule(KnowledgeTracingDataModule):
+    """ASSISTments 2009 for knowledge tracing, split by student.
+
+    Args:
+        data_dir: folder with the files (downloaded there when absent and ``download`` is on).
+        format: ``three_line`` (length / skill ids / answers per student, as in the DKT, DKVMN and SAKT
+            papers) or ``raw`` (the published ``skill_builder_data.csv``).
+        train_file: training sequences, relative to ``data_dir``.
+        val_file: validation sequences; without one, ``val_fraction`` of the training students.
+        test_file: test sequences; without one, ``test_fraction`` of the training students.
+        predict_file: sequences ``kt predict`` scores; without one, the test students.
+        download: fetch absent DKVMN-split files from the authors' GitHub repository (sha256-verified).
+        raw_url: where to download ``train_file`` from in ``raw`` format, if absent.
+        raw_sha256: its expected sha256.
+        cache: cache the parsed raw CSV in ``data_dir/.kt_cache`` (keyed by the file's sha256).
+        multi_skill: ``raw`` format only -- a problem tagged with several skills is several rows sharing one
+            answer: ``expand`` keeps one interaction per row (as the DKT seed; evaluate with the model's
+            ``score_positions: first`` to avoid scoring answers the model was just shown), ``join`` makes
+            it one interaction whose skill is the joined skill ids (e.g. ``10_27``).
+    """
+
+    def __init__(
+        self,
+        data_dir: str = "data/assist2009",
+        format: Literal["three_line", "raw"] = "three_line",
+        train_file: str = "assist2009_updated_train.csv",
+        val_file: str | None = None,
+        test_file: str | None = "assist2009_updated_test.csv",
+        predict_file: str | None = None,
+        download: bool = True,
+        raw_url: str | None = None,
+        raw_sha256: str | None = None,
+        cache: bool = True,
+        multi_skill: MultiSkill = "expand",
+        seq_len: int = 100,
+        eval_seq_len: int | None = None,
+        batch_size: int = 64,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        split_seed: int = 42,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__(seq_len, eval_seq_len, batch_size, val_fraction, test_fraction, split_seed, num_workers)
+        self.data_dir = Path(data_dir)
+        self.format = format
+        self.files = {"train": train_file, "val": val_file, "test": test_file, "predict": predict_file}
+        self.download = download
+        self.raw_url = raw_url
+        self.raw_sha256 = raw_sha256
+        self.cache = cache
+        self.multi_skill = multi_skill
+        self._names: dict[str, str] = {}
+
+    def _path(self, name: str) -> Path:
+        path = self.data_dir / name
+        if self.format == "raw":
+            url = self.raw_url if self.download and name == self.files["train"] else None
+            if not path.is_file() and not url:
+                raise InputError(f"{path} not found. {RAW_HELP}")
+            return ensure_file(path, url, self.raw_sha256 if name == self.files["train"] else None)
+        url = DKVMN_URL + name if self.download and name in DKVMN_SHA256 else None
+        return ensure_file(path, url, DKVMN_SHA256.get(name))
+
+    def _read(self, name: str) -> Interactions:
+        path = self._path(name)
+        if self.format == "three_line":
+            return read_three_line(path)
+        data, names = read_skill_builder(path, self.data_dir / ".kt_cache" if self.cache else None, self.multi_skill)
+        self._names.update(names)
+        return data
+
+    def prepare_data(self) -> None:
+        # Downloads happen once per machine, before setup() runs in every process.
+        for name in self.files.values():
+            if name is not None:
+                self._path(name)
+        if self.format == "three_line":
+            self._three_line_names()
+
+    def load(self) -> dict[str, Interactions | None]:
+        parts = {stage: self._read(name) if name else None for stage, name in self.files.items()}
+        if self.format == "three_line":
+            self._names = self._three_line_names()
+        return parts
+
+    def _three_line_names(self) -> dict[str, str]:
+        # Names exist for the DKVMN split only; other 3-line data simply has ids.
+        if not (self.data_dir / SKILL_MAP).is_file() and self.files["train"] not in DKVMN_SHA256:
+            return {}
+        try:
+            return read_skill_map(self._path(SKILL_MAP))
+        except InputError as err:
+            rank_zero_warn(f"skill names unavailable, using ids only ({err})")
+            return {}
+
+    def skill_names(self) -> dict[str, str]:
+        return self._names
+
+    def where(self, stage: str, student: str) -> str:
+        # Held-out students (no file of their own) come from the training file; so does "predict" without one.
+        name = self.files.get(stage) or (self.files["test"] if stage == "predict" else None) or self.files["train"]
+        path = self.data_dir / name
+        if self.format == "three_line" and student.isdigit():
+            # 3-line students are named by their position: student k's skill ids are on line 3k + 2.
+            return f"{path}, line {3 * int(student) + 2} (student {student})"
+        return f"{path}, student {student}"

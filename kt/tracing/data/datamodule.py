@@ -1,0 +1,147 @@
+"""What every knowledge-tracing DataModule shares: splits by student, the vocabulary, windows, loaders."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from functools import partial
+
+import torch
+from lightning.pytorch import LightningDataModule
+from lightning.pytorch.utilities import rank_zero_info
+from torch.utils.data import DataLoader
+
+from kt.core.data_state import model_data_state
+from kt.core.sampling import EpochSampler, ResumableLoader, global_seed, trained_batches
+from kt.tracing.data.sequences import Interactions, SkillVocabulary, WindowDataset, collate_windows, make_windows
+
+STAGES = ("train", "val", "test", "predict")
+
+
+class KnowledgeTracingDataModule(LightningDataModule):
+    """Subclasses say where the sequences come from (:meth:`load`); this class does the rest.
+
+    The skill vocabulary is built from the data at ``fit`` time and travels in the model's checkpoint.
+    When the model already has one (loaded from a checkpoint), the data is encoded with the model's
+    vocabulary instead, so a skill index always means the same skill to the model.
+
+    Sequences longer than ``seq_len`` are cut into windows for training (shorter backpropagation through
+    time, batches of even length); ``eval_seq_len`` (default: ``seq_len``) is the window for validation,
+    test and predict, where a longer one lets the model keep a student's whole history instead of starting
+    from an empty state every ``seq_len`` steps.
+    """
+
+    def __init__(
+        self,
+        seq_len: int = 100,
+        eval_seq_len: int | None = None,
+        batch_size: int = 64,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        split_seed: int = 42,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        self.seq_len = seq_len
+        self.eval_seq_len = eval_seq_len or seq_len
+        self.batch_size = batch_size
+        self.val_fraction = val_fraction
+        self.test_fraction = test_fraction
+        self.split_seed = split_seed
+        self.num_workers = num_workers
+        self.vocab: SkillVocabulary | None = None
+        self.datasets: dict[str, WindowDataset] = {}
+
+    @abstractmethod
+    def load(self) -> dict[str, Interactions | None]:
+        """Sequences for "train", and for "val", "test", "predict" where the source has its own.
+
+        A missing "val" or "test" is split off the training students (``val_fraction``,
+        ``test_fraction``); a missing "predict" means the test students.
+        """
+
+    def skill_names(self) -> dict[str, str]:
+        return {}
+
+    def where(self, stage: str, student: str) -> str:
+        """Where a student's sequence of ``stage`` comes from, for error messages (a file and line if known)."""
+        return f"{type(self).__name__} {stage} student {student}"
+
+    @property
+    def data_state(self) -> dict:
+        """What inference needs from the data: the skill vocabulary (plain lists)."""
+        if self.vocab is None:
+            raise RuntimeError("call setup() first: the vocabulary is built from the data")
+        return self.vocab.state()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        parts = self.load()
+        train = parts["train"]
+        missing = [name for name in ("val", "test") if parts.get(name) is None]
+        fractions = {"val": self.val_fraction, "test": self.test_fraction}
+        if missing:
+            *held_out, train = train.split([fractions[name] for name in missing], seed=self.split_seed)
+            parts.update(zip(missing, held_out))
+            parts["train"] = train
+        if parts.get("predict") is None:
+            parts["predict"] = parts["test"]
+
+        state = model_data_state(self)
+        if state is not None:
+            self.vocab = SkillVocabulary.from_state(state)
+        else:
+            # Skill ids only (no answers) from every split: a skill first met in validation still gets
+            # an index, and its embedding simply stays untrained.
+            sources = [parts[name] for name in ("train", "val", "test")]
+            self.vocab = SkillVocabulary.build(*sources, names=self.skill_names())
+
+        for name in STAGES:
+            data = parts[name]
+            seq_len = self.seq_len if name == "train" else self.eval_seq_len
+            windows = make_windows(data, self.vocab, seq_len, where=partial(self.where, name))
+            self.datasets[name] = WindowDataset(windows)
+            singles = sum(len(s) < 2 for s in data.skills)
+            rank_zero_info(
+                f"{name}: {len(data):,} students, {data.num_interactions:,} interactions, "
+                f"{len(windows):,} windows of <= {seq_len + 1} steps"
+                + (f"; {singles} students with a single interaction have nothing to score" if singles else "")
+            )
+        rank_zero_info(f"{len(self.vocab)} skills")
+
+    def _loader(self, name: str, train: bool = False) -> DataLoader:
+        """Training: shuffled per (seed, epoch), resumable mid-epoch. Validation and test: in order. Under
+        DDP each process gets its share (training padded to equal shares, evaluation not: every window
+        is scored exactly once, and torchmetrics gathers the states across processes)."""
+        dataset = self.datasets[name]
+        sampler = EpochSampler(len(dataset), shuffle=train, pad=train)
+        options = dict(
+            batch_size=self.batch_size,
+            sampler=sampler,
+            collate_fn=collate_windows,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+            # Its own generator: creating an iterator would otherwise draw from the global one, and a
+            # resumed run would see different dropout masks.
+            generator=torch.Generator().manual_seed(global_seed()),
+        )
+        if train:
+            return ResumableLoader(dataset, progress=trained_batches(self), **options)
+        return DataLoader(dataset, **options)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        # A plain loader: Lightning tracks the order of predictions itself.
+        return DataLoader(
+            self.datasets["predict"], batch_size=self.batch_size, collate_fn=collate_windows,
+            num_workers=self.num_workers, pin_memory=torch.cuda.is_available(),
+        )

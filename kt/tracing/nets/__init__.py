@@ -1,0 +1,1 @@
+"""Plain ``nn.Module`` knowledge-tracing networks, free of training logic."""

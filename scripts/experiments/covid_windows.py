@@ -1,0 +1,104 @@
+"""How far below MSE ~1.05 can an honest model go on covid.train.csv? Measures why the answer is "not far".
+
+The rows are overlapping 5-day windows of 37 states' daily series: one row's days 2-5 are, value for value,
+another row's days 1-4. So the day-5 ``tested_positive`` a model must predict for one row is, for most rows,
+written as ``tested_positive`` of day 4 (3, 2, 1) in the features of the next rows. A random split (the
+seed's, or k-fold) puts those rows on the other side of it. This script, on the same 5 folds as
+``cv_mlp_covid.py``, reports:
+
+* the window structure: rows whose successor window is in the file, how many runs of consecutive windows;
+* ``past only``: least squares on what a row itself holds (days 1-4 and the day-5 survey answers), the honest
+  model class every kt model belongs to;
+* ``two-sided``: least squares that is also given the next two days' ``tested_positive`` (the future); a
+  yardstick for how much information the 0.90 target needs, not a model anyone can deploy;
+* ``lookup``: the leak itself — a test row's answer copied from its successor window when that is in the
+  training rows (least squares otherwise).
+
+    python scripts/covid_windows.py --data-dir ../shared/data/covid
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+STATES, DAY = 37, 16  # one-hot state columns, then 16 survey features per day (tested_positive last)
+
+
+def successors(x: np.ndarray) -> np.ndarray:
+    """Row index of the window one day later (its day 1 == this row's day 2, all 16 values), or -1."""
+    key = lambda block: [tuple(r) for r in np.round(block, 6)]  # noqa: E731
+    first = {k: i for i, k in enumerate(key(x[:, STATES : STATES + DAY]))}
+    return np.array([first.get(k, -1) for k in key(x[:, STATES + DAY : STATES + 2 * DAY])])
+
+
+def lstsq_mse(a_train: np.ndarray, y_train: np.ndarray, a_test: np.ndarray, y_test: np.ndarray) -> tuple:
+    coef, *_ = np.linalg.lstsq(np.c_[a_train, np.ones(len(a_train))], y_train, rcond=None)
+    pred = np.c_[a_test, np.ones(len(a_test))] @ coef
+    return pred, float(np.mean((pred - y_test) ** 2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    default_dir = Path(os.environ.get("KT_DATA_DIR", ROOT.parent / "shared" / "data")) / "covid"
+    parser.add_argument("--data-dir", type=Path, default=default_dir)
+    parser.add_argument("--folds", type=int, default=5)
+    args = parser.parse_args()
+
+    from kt.tabular.covid import read_covid_csv, split_rows
+
+    table = read_covid_csv(args.data_dir / "covid.train.csv")
+    x, y = table.values[:, :-1], table.values[:, -1]
+    tp = [STATES + DAY * d + DAY - 1 for d in range(4)]  # tested_positive of days 1-4
+    nxt = successors(x)
+    has_next = nxt >= 0
+    print(
+        f"{len(x)} rows; {has_next.sum()} have their next-day window in the file "
+        f"({len(x) - has_next.sum()} runs of consecutive windows, {STATES} states)"
+    )
+    print(
+        "  next window's tested_positive_d4 == this row's target:",
+        bool(np.array_equal(x[nxt[has_next], tp[3]], y[has_next])),
+    )
+
+    # Two-sided yardstick: rows whose next two windows exist, their targets are days t+1 and t+2.
+    two = np.flatnonzero(has_next)
+    two = two[nxt[nxt[two]] >= 0]
+    future = np.c_[y[nxt[two]], y[nxt[nxt[two]]]]
+    print(f"  {len(two)} rows have their next two windows in the file")
+
+    scores: dict[str, list[float]] = {}
+    for fold in range(args.folds):
+        rows = split_rows(len(x), 0.2, 5201314, fold, args.folds)
+        train, test = np.concatenate([rows["train"], rows["val"]]), rows["test"]
+        pred, mse = lstsq_mse(x[train], y[train], x[test], y[test])
+        scores.setdefault("past only (least squares, all features)", []).append(mse)
+        in_train = np.zeros(len(x), bool)
+        in_train[train] = True
+        leak = has_next[test] & in_train[np.maximum(nxt[test], 0)]
+        pred[leak] = x[nxt[test[leak]], tp[3]]
+        scores.setdefault("lookup: answer copied from the next window (leak)", []).append(
+            float(np.mean((pred - y[test]) ** 2))
+        )
+        scores.setdefault("  share of test rows whose answer is in training features", []).append(leak.mean())
+        # The yardstick, on the rows that have two next days: the same least squares, without and with them.
+        tr, te = np.isin(two, train), np.isin(two, test)
+        base = x[two]
+        scores.setdefault("past only, the rows with 2 next days", []).append(
+            lstsq_mse(base[tr], y[two][tr], base[te], y[two][te])[1]
+        )
+        with_future = np.c_[base, future]
+        scores.setdefault("two-sided: the same + tested_positive of the next 2 days", []).append(
+            lstsq_mse(with_future[tr], y[two][tr], with_future[te], y[two][te])[1]
+        )
+    print(f"{args.folds}-fold test MSE, mean ± std (same folds as scripts/cv_mlp_covid.py):")
+    for name, values in scores.items():
+        print(f"  {name:58s} {np.mean(values):.4f} ± {np.std(values):.4f}")
+
+
+if __name__ == "__main__":
+    main()
