@@ -59,6 +59,82 @@ def test_mlstm_parallel_chunk_equals_the_recurrence():
     torch.testing.assert_close((c_end, n_end, m_end), (c, n, m), atol=1e-5, rtol=1e-4)
 
 
+def reference_mlstm_block(block: MLSTMBlock, x: torch.Tensor) -> torch.Tensor:
+    """The mLSTM block from a fresh state with its cell as the paper's recurrence, one step at a time."""
+    b, t, _ = x.shape
+    heads, d, kernel = block.num_heads, block.head_dim, block.kernel
+    xm, z = block.up(block.norm(x)).chunk(2, dim=-1)
+    padded = F.pad(xm, (0, 0, kernel - 1, 0))  # causal: step t sees inputs t-3..t
+    conv = sum(padded[:, j : j + t] * block.conv.weight[:, 0, j] for j in range(kernel)) + block.conv.bias
+    xc = F.silu(conv)
+    q, k = (u.view(b, t, heads, d) for u in block.qk(xc).chunk(2, dim=-1))
+    k = k / d**0.5
+    v = block.v(xm).view(b, t, heads, d)
+    i_pre, f_pre = block.gates(xc).chunk(2, dim=-1)  # (B, T, H)
+    c, n, m = torch.zeros(b, heads, d, d), torch.zeros(b, heads, d), torch.zeros(b, heads)
+    hs = []
+    for s in range(t):
+        log_f = F.logsigmoid(f_pre[:, s])
+        m_new = torch.maximum(log_f + m, i_pre[:, s])
+        i_gate, f_gate = torch.exp(i_pre[:, s] - m_new), torch.exp(log_f + m - m_new)
+        c = f_gate[..., None, None] * c + i_gate[..., None, None] * v[:, s, :, :, None] * k[:, s, :, None, :]
+        n = f_gate[..., None] * n + i_gate[..., None] * k[:, s]
+        m = m_new
+        den = torch.maximum((n * q[:, s]).sum(-1).abs(), torch.exp(-m))
+        hs.append((c @ q[:, s, :, :, None]).squeeze(-1) / den[..., None])
+    h = torch.stack(hs, dim=1).reshape(b * t, -1)
+    h = F.group_norm(h, heads, block.head_norm.weight, block.head_norm.bias).view(b, t, -1) + block.skip * xc
+    return x + block.down(h * F.silu(z))
+
+
+def reference_slstm_block(block: SLSTMBlock, x: torch.Tensor) -> torch.Tensor:
+    """The sLSTM block from a fresh state, its recurrence one step at a time (each head its own matrix)."""
+    b, t, dim = x.shape
+    heads, hd = block.num_heads, block.head_dim
+    wx = block.w(block.norm(x)).view(b, t, heads, 4, hd)  # each head's columns: z, i, f, o
+    h, c, n, m = torch.zeros(4, b, heads, hd).unbind(0)
+    hs = []
+    for s in range(t):
+        pre = wx[:, s] + torch.stack([h[:, j] @ block.r[j] for j in range(heads)], dim=1).view(b, heads, 4, hd)
+        z_pre, i_pre, f_pre, o_pre = pre.unbind(2)
+        log_f = F.logsigmoid(f_pre)
+        m_new = torch.maximum(log_f + m, i_pre)
+        i_gate, f_gate = torch.exp(i_pre - m_new), torch.exp(log_f + m - m_new)
+        c = f_gate * c + i_gate * torch.tanh(z_pre)
+        n = f_gate * n + i_gate
+        h = torch.sigmoid(o_pre) * c / n
+        m = m_new
+        hs.append(h.reshape(b, dim))
+    h = F.group_norm(torch.stack(hs, dim=1).reshape(b * t, dim), heads, block.head_norm.weight, block.head_norm.bias)
+    y = x + h.view(b, t, dim)
+    gate, up = block.ff_up(block.ff_norm(y)).chunk(2, dim=-1)
+    return y + block.ff_down(F.gelu(gate) * up)
+
+
+def test_xlstm_blocks_equal_a_step_by_step_reference_of_the_paper():
+    """The optimised blocks (chunked mLSTM, fused sLSTM steps, padding skipped) against plain recurrences."""
+    torch.manual_seed(0)
+    stack = XLSTMStack(12, 12, num_blocks=2, slstm_at=[1], num_heads=3, chunk_size=5)
+    with torch.no_grad():
+        for p in stack.parameters():  # away from the initialisation (zero gate weights, unit norms)
+            p.add_(0.3 * torch.randn_like(p))
+    x = torch.randn(4, 13, 12)
+    mlstm, slstm = stack.blocks
+    torch.testing.assert_close(mlstm(x)[0], reference_mlstm_block(mlstm, x), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(slstm(x)[0], reference_slstm_block(slstm, x), atol=1e-5, rtol=1e-5)
+
+    # Right-padded rows: the real steps' outputs and the gradients from them do not change.
+    lengths = torch.tensor([3, 13, 1, 7])
+    real = torch.arange(13) < lengths[:, None]
+    x.requires_grad_(True)
+    full, _ = stack(x)
+    packed, _ = stack(x, lengths=lengths)
+    torch.testing.assert_close(packed[real], full[real], atol=1e-5, rtol=1e-5)
+    assert not packed[~real].any()
+    grads = [torch.autograd.grad(out[real].square().sum(), [x, *stack.parameters()]) for out in (full, packed)]
+    torch.testing.assert_close(grads[1], grads[0], atol=1e-5, rtol=1e-4)
+
+
 def test_xlstm_knowledge_tracer_equals_the_whole_sequence():
     dkt = xlstm_dkt()
     for block in dkt.net.rnn.blocks:  # several mLSTM chunks in the whole sequence

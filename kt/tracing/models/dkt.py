@@ -104,9 +104,16 @@ class DKT(BaseModule):
             self.hparams.data_state = self.trainer.datamodule.data_state
             self._build(len(self.hparams.data_state["skills"]))
 
-    def forward(self, skills: torch.Tensor, correct: torch.Tensor) -> torch.Tensor:
-        """Logits (batch, time, num_skills): output t is about the answer at step t + 1."""
-        return self.net(skills, correct)[0]
+    def forward(self, skills: torch.Tensor, correct: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (batch, time, num_skills): output t is about the answer at step t + 1. ``mask`` (the
+        batch's real steps) lets the xLSTM skip padding; logits at padded steps are then meaningless."""
+        return self.net(skills, correct, mask=mask)[0]
+
+    def _logits(self, batch: dict) -> torch.Tensor:
+        """A batch's logits; the xLSTM also gets its mask, to skip the padded steps' work."""
+        if self.hparams.backbone == "xlstm" and "mask" in batch:
+            return self(batch["skills"], batch["correct"], batch["mask"])
+        return self(batch["skills"], batch["correct"])
 
     def export_module(self) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
         """For :mod:`kt.export`: (skills, correct), both (batch, time) int64 skill indices and 0/1 answers,
@@ -122,7 +129,7 @@ class DKT(BaseModule):
         Both are (batch, time - 1), aligned with steps 1..time-1; the mask of real steps is
         ``batch["mask"][:, 1:]``.
         """
-        return self._next_step(self(batch["skills"], batch["correct"]), batch)
+        return self._next_step(self._logits(batch), batch)
 
     @staticmethod
     def _next_step(logits: torch.Tensor, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -132,7 +139,7 @@ class DKT(BaseModule):
     def _scored(self, batch: dict, logits: torch.Tensor | None = None, positions: str = "all"):
         """Next-step logits and answers of the scored steps, flattened, in float32 (whatever precision
         the network ran in)."""
-        logits = self(batch["skills"], batch["correct"]) if logits is None else logits
+        logits = self._logits(batch) if logits is None else logits
         logit, answer = self._next_step(logits, batch)
         real = batch["mask"][:, 1:]
         if positions == "first":
@@ -168,7 +175,7 @@ class DKT(BaseModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         hp = self.hparams
-        logits = self(batch["skills"], batch["correct"])
+        logits = self._logits(batch)
         logit, target = self._scored(batch, logits)
         loss = F.binary_cross_entropy_with_logits(logit, target)
         # sync_dist: under DDP the epoch's loss is averaged over every process's batches (a no-op otherwise).

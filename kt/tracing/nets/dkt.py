@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import torch
@@ -50,18 +51,29 @@ class DKTNet(nn.Module):
         self.head = nn.Linear(hidden_size, num_skills)
 
     def forward(
-        self, skills: torch.Tensor, correct: torch.Tensor, state: RecurrentState | None = None
+        self,
+        skills: torch.Tensor,
+        correct: torch.Tensor,
+        state: RecurrentState | None = None,
+        mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, RecurrentState]:
         """``skills``, ``correct``: (batch, time) int64. Returns logits (batch, time, num_skills) and the
-        recurrent state after the last step (to continue a sequence step by step)."""
+        recurrent state after the last step (to continue a sequence step by step).
+
+        ``mask``: (batch, time) bool, the real steps of right-padded rows. The xLSTM then skips the padded
+        steps' work (their logits are meaningless, the real steps' unchanged); LSTM and GRU ignore it.
+        """
         x = self.embedding(skills + self.num_skills * correct)
+        rnn = self.rnn
+        if isinstance(rnn, XLSTMStack) and mask is not None:
+            rnn = functools.partial(rnn, lengths=mask.sum(1))
         if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
             # oneDNN has no reduced-precision LSTM on every CPU ("could not create a primitive descriptor"
             # under bf16-mixed): keep the recurrence in float32 there. On CUDA, autocast handles the RNN.
             with torch.autocast("cpu", enabled=False):
-                hidden, state = self.rnn(x.float(), state)
+                hidden, state = rnn(x.float(), state)
         else:
-            hidden, state = self.rnn(x, state)
+            hidden, state = rnn(x, state)
         return self.head(self.dropout(hidden)), state
 
 

@@ -10,6 +10,10 @@ State conventions (all float32 tensors, ``None`` = a fresh student):
 * mLSTM block: ``(C, n, m, conv)`` -- matrix memory (B, H, d, d) scaled by ``exp(-m)``, normaliser
   (B, H, d), stabiliser (B, H), and the last ``kernel - 1`` inputs of the causal convolution.
 * sLSTM block: ``(h, c, n, m)``, each (B, D), ``c`` and ``n`` scaled by ``exp(-m)``.
+
+Given ``lengths`` (right-padded rows), the stack skips the padded steps' per-step work; outputs at real
+steps are unchanged, the returned state of a row shorter than the batch is not that student's state (as
+for ``nn.LSTM`` run over padding).
 """
 
 from __future__ import annotations
@@ -24,10 +28,37 @@ MLSTMState = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 SLSTMState = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
-def _per_step(norm: nn.GroupNorm, x: torch.Tensor) -> torch.Tensor:
-    """GroupNorm of each step on its own ((B, T, C) -> (B * T, C)): on (B, C, T) it would mix time steps,
-    letting the future leak into the past."""
-    return norm(x.reshape(-1, x.shape[-1])).view(x.shape)
+class Steps:
+    """The real steps of a (B, T) batch whose rows are right-padded to T.
+
+    The blocks run their per-step layers (norms, projections, gated MLP) on the real steps only, packed as
+    (N, C) rows -- on ASSISTments windows two thirds of a batch is padding -- and their recurrences on the
+    padded (B, T, C) layout, where padding follows every row's real steps and so never reaches them. Rows
+    must be sorted by decreasing length (``XLSTMStack`` sorts them), so the rows still running at any step
+    are a prefix of the batch.
+    """
+
+    def __init__(self, batch: int, time: int, lengths: torch.Tensor | None = None) -> None:
+        self.batch, self.time, self.lengths = batch, time, lengths
+        self.index = None  # every step real: packing is a reshape
+        if lengths is not None:
+            real = torch.arange(time, device=lengths.device) < lengths[:, None]
+            self.index = real.flatten().nonzero().squeeze(1)
+
+    def pack(self, u: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) -> (N, C), the real steps in row-major order."""
+        u = u.reshape(-1, u.shape[-1])
+        return u if self.index is None else u.index_select(0, self.index)
+
+    def unpack(self, u: torch.Tensor) -> torch.Tensor:
+        """(N, C) -> (B, T, C), zeros at the padded steps."""
+        if self.index is not None:
+            u = u.new_zeros(self.batch * self.time, u.shape[-1]).index_copy(0, self.index, u)
+        return u.view(self.batch, self.time, -1)
+
+    def running(self, step: int) -> int:
+        """How many rows (a prefix) have a real step at ``step`` or later."""
+        return self.batch if self.lengths is None else int((self.lengths > step).sum())
 
 
 def mlstm_chunk(
@@ -110,30 +141,48 @@ class MLSTMBlock(nn.Module):
             zeros(batch, self.kernel - 1, inner, device=device),
         )
 
-    def forward(self, x: torch.Tensor, state: MLSTMState | None = None) -> tuple[torch.Tensor, MLSTMState]:
-        b, t, _ = x.shape
+    def forward(
+        self, x: torch.Tensor, state: MLSTMState | None = None, steps: Steps | None = None
+    ) -> tuple[torch.Tensor, MLSTMState]:
+        """``x``: (B, T, D), or (N, D) real steps packed by ``steps``."""
+        if steps is None:
+            b, t, _ = x.shape
+            y, state = self.forward(x.reshape(b * t, -1), state, Steps(b, t))
+            return y.view(b, t, -1), state
+        b, t, nh, inner = steps.batch, steps.time, self.num_heads, self.num_heads * self.head_dim
         if state is None:
             state = self.initial_state(b, x.device)
         c, n, m, conv_in = state
         xm, z = self.up(self.norm(x)).chunk(2, dim=-1)
-        # Causal depthwise convolution over [previous kernel-1 inputs, this sequence].
-        padded = torch.cat([conv_in, xm], dim=1)
-        xc = F.silu(self.conv(padded.transpose(1, 2)).transpose(1, 2))
+        # Causal depthwise convolution over [previous kernel-1 inputs, this sequence], written as a sum of
+        # shifted copies: it stays in the (B, T, C) layout, where Conv1d would need two transposed copies.
+        padded = torch.cat([conv_in, steps.unpack(xm)], dim=1)
+        weight = self.conv.weight[:, 0]  # (C, kernel)
+        xc = sum((padded[:, j : j + t] * weight[:, j] for j in range(self.kernel)), self.conv.bias)
+        xc = F.silu(steps.pack(xc))
         conv_in = padded[:, -(self.kernel - 1) :]
-        heads = lambda u: u.view(b, t, self.num_heads, -1).transpose(1, 2)  # noqa: E731 -> (B, H, T, d)
-        q, k = (heads(u) for u in self.qk(xc).chunk(2, dim=-1))
+        # q, k, v and the gates of the real steps, then laid out (B, T, .) for the recurrence in one copy.
+        qkv = steps.unpack(torch.cat([self.qk(xc), self.v(xm), self.gates(xc)], dim=-1))
+        q, k, v, i_pre, f_pre = qkv.split([inner, inner, inner, nh, nh], dim=-1)
+        q, k, v = (u.view(b, t, nh, -1).transpose(1, 2) for u in (q, k, v))  # (B, H, T, d)
         k = k / math.sqrt(self.head_dim)
-        v = heads(self.v(xm))
-        i_pre, f_pre = self.gates(xc).transpose(1, 2).chunk(2, dim=1)  # (B, H, T) each
+        i_pre, f_pre = i_pre.transpose(1, 2), f_pre.transpose(1, 2)  # (B, H, T)
         outs = []
-        for s in range(0, t, self.chunk_size):  # chunks bound the (L, L) matrices on long sequences
-            e = s + self.chunk_size
-            h, (c, n, m) = mlstm_chunk(
-                q[:, :, s:e], k[:, :, s:e], v[:, :, s:e], i_pre[..., s:e], f_pre[..., s:e], (c, n, m)
-            )
+        # Chunks bound the (L, L) matrices on long sequences. split, not slicing: one autograd node whose
+        # backward joins the chunks' gradients (a slice's backward fills a full-size zero gradient).
+        chunks = zip(*(u.split(self.chunk_size, dim=2) for u in (q, k, v, i_pre, f_pre)))
+        for start, (q_, k_, v_, i_, f_) in zip(range(0, t, self.chunk_size), chunks):
+            r = steps.running(start)  # rows [r:] are padding from here on: skipped
+            h, (c_r, n_r, m_r) = mlstm_chunk(q_[:r], k_[:r], v_[:r], i_[:r], f_[:r], (c[:r], n[:r], m[:r]))
+            h = h.transpose(1, 2)  # (r, L, H, d)
+            if r < b:
+                c, n, m = (torch.cat([new, old[r:]]) for new, old in ((c_r, c), (n_r, n), (m_r, m)))
+                h = torch.cat([h, h.new_zeros(b - r, *h.shape[1:])])
+            else:
+                c, n, m = c_r, n_r, m_r
             outs.append(h)
-        h = torch.cat(outs, dim=2).transpose(1, 2).reshape(b, t, -1)
-        h = _per_step(self.head_norm, h) + self.skip * xc
+        h = steps.pack(torch.cat(outs, dim=1).reshape(b, t, inner))
+        h = self.head_norm(h) + self.skip * xc  # GroupNorm of each step on its own: no leak across time
         return x + self.down(h * F.silu(z)), (c, n, m, conv_in)
 
 
@@ -160,34 +209,46 @@ class SLSTMBlock(nn.Module):
     def initial_state(self, batch: int, device: torch.device) -> SLSTMState:
         return tuple(torch.zeros(batch, self.dim, device=device) for _ in range(4))
 
-    def forward(self, x: torch.Tensor, state: SLSTMState | None = None) -> tuple[torch.Tensor, SLSTMState]:
-        b, t, _ = x.shape
-        h, c, n, m = state if state is not None else self.initial_state(b, x.device)
-        wx = self.w(self.norm(x))  # (B, T, 4D), the input part of every gate at once
-        hd, nh = self.head_dim, self.num_heads
+    def forward(
+        self, x: torch.Tensor, state: SLSTMState | None = None, steps: Steps | None = None
+    ) -> tuple[torch.Tensor, SLSTMState]:
+        """``x``: (B, T, D), or (N, D) real steps packed by ``steps``."""
+        if steps is None:
+            b, t, _ = x.shape
+            y, state = self.forward(x.reshape(b * t, -1), state, Steps(b, t))
+            return y.view(b, t, -1), state
+        b, t, nh, hd = steps.batch, steps.time, self.num_heads, self.head_dim
+        state = state if state is not None else self.initial_state(b, x.device)
+        # Heads first, (H, B, hd), so each step's recurrent part is one batched matmul over the heads.
+        h, c, n, m = (s.view(b, nh, hd).transpose(0, 1) for s in state)
+        # The input part of every gate for all steps in one matmul; each head's 4 hd columns are z, i, f, o.
+        wx = steps.unpack(self.w(self.norm(x))).view(b, t, nh, 4 * hd).permute(1, 2, 0, 3).contiguous()
         outs = []
-        for step in range(t):  # the recurrence through h is what makes sLSTM sequential
-            rh = torch.einsum("bhd,hde->bhe", h.view(b, nh, hd), self.r)  # (B, H, 4 hd)
-            pre = wx[:, step].view(b, nh, 4, hd) + rh.view(b, nh, 4, hd)
-            z_pre, i_pre, f_pre, o_pre = (pre[:, :, g].reshape(b, -1) for g in range(4))
-            log_f = F.logsigmoid(f_pre)
-            m_new = torch.maximum(log_f + m, i_pre)
-            i_gate, f_gate = torch.exp(i_pre - m_new), torch.exp(log_f + m - m_new)
-            c = f_gate * c + i_gate * torch.tanh(z_pre)
-            n = f_gate * n + i_gate
+        # unbind, not wx[step]: one autograd node for all steps (indexing would give every step a
+        # full-size zero gradient to fill in the backward pass, quadratic in T).
+        for wx_t in wx.unbind(0):  # the recurrence through h is what makes sLSTM sequential
+            z_pre, i_pre, f_pre, o_pre = torch.baddbmm(wx_t, h, self.r).chunk(4, dim=-1)  # (H, B, hd) each
+            log_fm = F.logsigmoid(f_pre) + m
+            m_new = torch.maximum(log_fm, i_pre)
+            i_gate, f_gate = torch.exp(i_pre - m_new), torch.exp(log_fm - m_new)
+            c = torch.addcmul(f_gate * c, i_gate, torch.tanh(z_pre))
+            n = torch.addcmul(i_gate, f_gate, n)
             h = torch.sigmoid(o_pre) * c / n
             m = m_new
             outs.append(h)
-        y = x + _per_step(self.head_norm, torch.stack(outs, dim=1))
+        hs = torch.stack(outs, dim=2).permute(1, 2, 0, 3).reshape(b, t, -1)  # (B, T, D)
+        y = x + self.head_norm(steps.pack(hs))  # GroupNorm of each step on its own: no leak across time
         gate, up = self.ff_up(self.ff_norm(y)).chunk(2, dim=-1)
-        return y + self.ff_down(F.gelu(gate) * up), (h, c, n, m)
+        state = tuple(s.transpose(0, 1).reshape(b, -1) for s in (h, c, n, m))
+        return y + self.ff_down(F.gelu(gate) * up), state
 
 
 class XLSTMStack(nn.Module):
     """Input projection, ``num_blocks`` xLSTM blocks (sLSTM at ``slstm_at``, mLSTM elsewhere), final norm.
 
     Called like ``nn.LSTM`` with ``batch_first=True``: ``(x, state) -> (hidden, state)``, the state a list
-    with one entry per block.
+    with one entry per block. ``lengths`` (B,): the rows' real steps, padding after them; their per-step
+    work is skipped and the hidden output at padded steps is zero.
     """
 
     def __init__(
@@ -213,10 +274,25 @@ class XLSTMStack(nn.Module):
         )
         self.norm = nn.LayerNorm(hidden_size)
 
-    def forward(self, x: torch.Tensor, state: list | None = None) -> tuple[torch.Tensor, list]:
-        x = self.proj(x)
+    def forward(
+        self, x: torch.Tensor, state: list | None = None, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, list]:
+        b, t, _ = x.shape
+        rows = lambda u, order: u if order is None else u[order]  # noqa: E731
+        order = None
+        if lengths is not None:  # longest rows first: the rows still running are a prefix (see Steps)
+            order = lengths.argsort(descending=True)
+            x, lengths = x[order], lengths[order]
+            state = state and [tuple(rows(s, order) for s in block_state) for block_state in state]
+        steps = Steps(b, t, lengths)
+        x = self.proj(steps.pack(x))
         new_state = []
         for i, block in enumerate(self.blocks):
-            x, s = block(x, state[i] if state is not None else None)
+            x, s = block(x, state[i] if state is not None else None, steps)
             new_state.append(s)
-        return self.norm(x), new_state
+        hidden = steps.unpack(self.norm(x))
+        if order is not None:
+            back = order.argsort()
+            hidden = hidden[back]
+            new_state = [tuple(s[back] for s in block_state) for block_state in new_state]
+        return hidden, new_state
