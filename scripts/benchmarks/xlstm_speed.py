@@ -1,7 +1,7 @@
 """Forward + backward time of the default xLSTM stack (7 mLSTM + 1 sLSTM blocks, width 200), block by block.
 
     python scripts/benchmarks/xlstm_speed.py --threads 1 2
-    python scripts/benchmarks/xlstm_speed.py --threads 1 2 --against <rev>:kt/components/xlstm.py
+    python scripts/benchmarks/xlstm_speed.py --threads 1 2 --against <rev>:kt/tracing/nets/xlstm.py
 
 One batch of 32 windows of 200 steps, every step real (the case with the most work; the stack skips padded
 steps when given ``lengths``): each block on its own, then the whole stack, forward and backward of a random
@@ -20,13 +20,13 @@ from pathlib import Path
 
 import torch
 
-from kt.components import xlstm
+from kt.tracing.nets import xlstm
 
 BATCH, STEPS, WIDTH = 32, 200, 200
 
 
 def load_from_git(spec: str) -> types.ModuleType:
-    """The module at a git object such as ``HEAD~1:kt/components/xlstm.py``."""
+    """The module at a git object such as ``HEAD~1:kt/tracing/nets/xlstm.py``."""
     root = Path(__file__).resolve().parents[2]
     source = subprocess.run(["git", "show", spec], cwd=root, check=True, capture_output=True, text=True).stdout
     module = types.ModuleType("xlstm_at_" + spec.split(":")[0])
