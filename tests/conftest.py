@@ -5,7 +5,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import RAW_HEADER, raw_row
+
+# The tests' networks are tiny: a second intra-op thread only spins (on a shared 2-core machine it doubled the
+# suite's CPU time), and one thread is what the `python -m kt` subprocesses of the tests run with as well.
+torch.set_num_threads(1)
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ def test_folds_split_the_training_students(assist_dir):
     assert len(train) + len(valid) == 2921
 
 
+@pytest.mark.slow  # trains on the real fold
 def test_short_dkt_run_learns_on_fold_1(assist_dir):
     seed_everything(0)
     dm = Assist2009DataModule(

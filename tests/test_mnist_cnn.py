@@ -241,6 +241,7 @@ def quiet(tmp_path: Path) -> list[str]:
     return ["--trainer.logger.init_args.save_dir", str(tmp_path / "logs"), "--trainer.enable_progress_bar", "false"]
 
 
+@pytest.mark.slow  # fit, then predict twice, through the CLI
 def test_cli_fit_predict_test_set_and_own_images(data_dir: Path, tmp_path: Path) -> None:
     from PIL import Image
 

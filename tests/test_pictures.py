@@ -141,6 +141,7 @@ def test_knowledge_state_heatmap_holds_the_models_probabilities(tiny_run, tmp_pa
     np.testing.assert_allclose(result["values"], expected, atol=1e-5)
 
 
+@pytest.mark.slow  # `kt predict` over whole histories
 def test_knowledge_state_agrees_with_kt_predict(tiny_run, tmp_path):
     """The cell of the skill answered next, in each column, is that answer's p_correct in `kt predict`'s CSV
     (when predict reads whole histories: the tiny run trains on windows of 5 steps)."""

@@ -108,6 +108,7 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path):
           f"best val/auc {best_score(resumed)!r}, final {metrics}")
 
 
+@pytest.mark.slow  # two whole runs
 def test_same_seed_gives_bit_identical_metrics_dkt(tmp_path):
     runs = []
     for name in ("a", "b"):
@@ -119,6 +120,7 @@ def test_same_seed_gives_bit_identical_metrics_dkt(tmp_path):
     assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
 
 
+@pytest.mark.slow  # two whole runs
 def test_same_seed_gives_bit_identical_metrics_mlp(tmp_path):
     make_covid_csv(tmp_path / "covid.train.csv", rows=80)
     metrics = []
@@ -171,6 +173,7 @@ def test_tensor_batches_resume_skips_trained_batches():
     assert counting.state_dict() == {"epoch": 0, "batches": 2}
 
 
+@pytest.mark.slow  # a whole 3-epoch run
 def test_last_checkpoint_is_the_latest_epoch_even_without_improvement(tmp_path):
     # lr 0: the validation AUC never improves after the first epoch, so no new best checkpoint is written.
     cli = run_cli(["fit", *TINY_DKT, "--model.init_args.lr", "0", "--trainer.max_epochs", "3",
@@ -211,6 +214,7 @@ class CrashAfter(Callback):
             raise Crash
 
 
+@pytest.mark.slow  # three runs: reference, crashed, resumed
 def test_mlp_resumes_mid_epoch_from_tensor_batches(tmp_path):
     """The MLP's data are TensorBatches (not a DataLoader); one mini-batch per step, dropout."""
     make_covid_csv(tmp_path / "covid.train.csv", rows=80)
