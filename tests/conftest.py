@@ -1,30 +1,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
+from helpers import RAW_HEADER, raw_row
 
-# The published skill_builder_data.csv header.
-RAW_HEADER = (
-    "order_id,assignment_id,user_id,assistment_id,problem_id,original,correct,attempt_count,ms_first_response,"
-    "tutor_mode,answer_type,sequence_id,student_class_id,position,type,base_sequence_id,skill_id,skill_name,"
-    "teacher_id,school_id,hint_count,hint_total,overlap_time,template_id,answer_id,answer_text,first_action,"
-    "bottom_hint,opportunity,opportunity_original"
-)
-
-
-def raw_row(order_id, user_id, skill_id, skill_name, correct) -> str:
-    """One row of the raw CSV; only the columns kt reads vary."""
-    fields = dict(
-        order_id=order_id, assignment_id=1, user_id=user_id, assistment_id=7, problem_id=9, original=1,
-        correct=correct, attempt_count=1, ms_first_response=1000, tutor_mode="tutor", answer_type="algebra",
-        sequence_id=5, student_class_id=3, position=1, type="MasterySection", base_sequence_id=5,
-        skill_id=skill_id, skill_name=skill_name, teacher_id=2, school_id=4, hint_count=0, hint_total=3,
-        overlap_time=1000, template_id=8, answer_id="", answer_text="42", first_action=0, bottom_hint="",
-        opportunity=1, opportunity_original=1,
-    )
-    return ",".join(str(fields[c]) for c in RAW_HEADER.split(","))
+# The tests' networks are tiny: a second intra-op thread only spins (on a shared 2-core machine it doubled the
+# suite's CPU time), and one thread is what the `python -m kt` subprocesses of the tests run with as well.
+torch.set_num_threads(1)
 
 
 @pytest.fixture
@@ -46,18 +32,26 @@ def raw_csv(tmp_path: Path) -> Path:
     return path
 
 
-def write_three_line(path: Path, sequences: list[tuple[list[int], list[int]]]) -> Path:
-    lines = []
-    for skills, answers in sequences:
-        lines += [str(len(skills)), ",".join(map(str, skills)), ",".join(map(str, answers))]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+def find_real_data(name: str = "", *files: str) -> Path:
+    """``$KT_DATA_DIR/<name>`` (the shared real data) if it holds ``files``; else the calling test is skipped.
+    The one place that decides whether real data is there: every test on real data goes through it."""
+    root = os.environ.get("KT_DATA_DIR")
+    if not root:
+        pytest.skip("KT_DATA_DIR is not set (the real data folder)")
+    folder = Path(root) / name
+    missing = [f for f in files if not (folder / f).is_file()]
+    if not folder.is_dir() or missing:
+        pytest.skip(f"{folder} lacks {', '.join(missing) or 'the folder itself'}")
+    return folder
+
+
+@pytest.fixture
+def real_data() -> Callable[..., Path]:
+    """``real_data("covid", "covid.train.csv")``: that folder of ``$KT_DATA_DIR`` with those files, or skip."""
+    return find_real_data
 
 
 @pytest.fixture
 def real_data_dir() -> Path:
-    """``$KT_DATA_DIR`` (the shared real data), or skip."""
-    root = os.environ.get("KT_DATA_DIR")
-    if not root or not Path(root).is_dir():
-        pytest.skip("KT_DATA_DIR is not set to the real data folder")
-    return Path(root)
+    """``$KT_DATA_DIR`` itself, or skip (for a test that reads several of its folders)."""
+    return find_real_data()

@@ -12,11 +12,9 @@ from kt.tracing.data.formats import read_three_line
 
 
 @pytest.fixture
-def assist_dir(real_data_dir):
-    folder = real_data_dir / "assist2009"
-    if not (folder / "assist2009_updated_train.csv").is_file():
-        pytest.skip(f"{folder} has no assist2009_updated_train.csv")
-    return folder
+def assist_dir(real_data):
+    return real_data("assist2009", "assist2009_updated_train.csv", "assist2009_updated_train1.csv",
+                     "assist2009_updated_valid1.csv")
 
 
 def test_dkvmn_train_file_is_the_published_one(assist_dir):
@@ -34,6 +32,7 @@ def test_folds_split_the_training_students(assist_dir):
     assert len(train) + len(valid) == 2921
 
 
+@pytest.mark.slow  # trains on the real fold
 def test_short_dkt_run_learns_on_fold_1(assist_dir):
     seed_everything(0)
     dm = Assist2009DataModule(

@@ -18,13 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import write_three_line
+from helpers import QUIET, ROOT, write_three_line
 
 from kt.cli import main, run_cli
 from kt.core.errors import InputError
 
-ROOT = Path(__file__).resolve().parent.parent
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 COVID_HEADER = "id,AL,AK,cli,tested_positive,cli,tested_positive"
 COVID_ROWS = [f"{i},1,0,{i % 7}.5,{i % 5}.25,{i % 3}.5,{i % 4}.75" for i in range(1, 41)]
 
@@ -54,7 +52,7 @@ class Ctx:
 
     def covid(self, subcommand: str, *extra: str) -> list[str]:
         """`kt <subcommand>` for the COVID MLP on CSVs in ``tmp``."""
-        return [subcommand, "--config", str(ROOT / "configs" / "mlp_covid_tuned.yaml"),
+        return [subcommand, "--config", "mlp_covid_tuned",
                 "--data.init_args.data_dir", str(self.tmp), "--data.init_args.top_k", "2",
                 "--trainer.max_epochs", "1", *extra]
 
@@ -195,6 +193,7 @@ def test_help_still_works(capsys):
     assert "--ckpt_path CKPT_PATH" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_the_real_command_prints_one_line_and_no_traceback(tmp_path):
     """The installed entry point, in a fresh process: stderr ends with the one error line, no traceback."""
     ctx = Ctx(tmp_path, Path(), Path())

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import covid_header, make_covid_csv
 from lightning.pytorch import Trainer
 
 from kt.cli import run_cli
@@ -24,39 +24,11 @@ from kt.tabular.covid import (
 )
 from kt.tabular.models import MLPRegressor
 
-STATES = ["AL", "AK"]
-DAILY = ["cli", "tested_positive"]
-DAYS = 3
-
-
-def header() -> list[str]:
-    return ["id", *STATES] + DAILY * (DAYS - 1) + ["cli", "tested_positive"]
-
-
-def make_csv(path: Path, rows: int = 60, seed: int = 0, target: bool = True) -> pd.DataFrame:
-    """A tiny CSV shaped like covid.train.csv: id, one-hot states, days of features, the target last."""
-    rng = np.random.default_rng(seed)
-    state = rng.integers(len(STATES), size=rows)
-    data = {"id": np.arange(rows) + 100}
-    columns = [np.eye(len(STATES))[state][:, i] for i in range(len(STATES))]
-    level = rng.uniform(5, 20, size=rows)
-    for _ in range(DAYS):
-        columns += [level + rng.normal(size=rows), level + 0.1 * rng.normal(size=rows)]
-    frame = pd.DataFrame(np.column_stack(columns))
-    frame.insert(0, "id", data["id"])
-    frame.columns = header()
-    if not target:
-        frame = frame.iloc[:, :-1]
-    with open(path, "w") as handle:
-        handle.write(",".join(frame.columns) + "\n")
-        frame.to_csv(handle, index=False, header=False)
-    return frame
-
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
-    make_csv(tmp_path / "covid.train.csv")
-    make_csv(tmp_path / "covid.test.csv", rows=25, seed=1, target=False)
+    make_covid_csv(tmp_path / "covid.train.csv")
+    make_covid_csv(tmp_path / "covid.test.csv", rows=25, seed=1, target=False)
     return tmp_path
 
 
@@ -68,11 +40,11 @@ def write_lines(path: Path, lines: list[str]) -> Path:
 # ------------------------------------------------------------------------------------------------- parsing
 def test_reads_ids_header_and_values(data_dir: Path) -> None:
     table = read_covid_csv(data_dir / "covid.train.csv")
-    assert table.header == header()
+    assert table.header == covid_header()
     assert table.ids[:3] == ["100", "101", "102"]
-    assert table.values.shape == (60, len(header()) - 1)
-    assert feature_names(header()) == ["AL", "AK", "cli_d1", "tested_positive_d1", "cli_d2", "tested_positive_d2",
-                                       "cli_d3"]  # fmt: skip
+    assert table.values.shape == (60, len(covid_header()) - 1)
+    assert feature_names(covid_header()) == ["AL", "AK", "cli_d1", "tested_positive_d1", "cli_d2",
+                                             "tested_positive_d2", "cli_d3"]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -88,7 +60,7 @@ def test_reads_ids_header_and_values(data_dir: Path) -> None:
 )
 def test_bad_cells_name_file_line_and_column(tmp_path: Path, line: str, message: str) -> None:
     good = ["1,1,0,1,2,3,4,5,6", "2,0,1,1,2,3,4,5,6"]
-    path = write_lines(tmp_path / "bad.csv", [",".join(header()), *good, line])
+    path = write_lines(tmp_path / "bad.csv", [",".join(covid_header()), *good, line])
     with pytest.raises(InputError) as err:
         read_covid_csv(path)
     assert str(err.value) == f"{path}, {message}"
@@ -99,7 +71,7 @@ def test_missing_file_and_wrong_header(tmp_path: Path, data_dir: Path) -> None:
         CovidDataModule(data_dir=str(tmp_path / "nowhere")).setup("fit")
     path = write_lines(tmp_path / "other.csv", ["id,a,b", "1,2,3"])
     with pytest.raises(InputError, match=r"line 1: 3 columns, expected 8"):
-        read_covid_csv(path, header()[:-1])
+        read_covid_csv(path, covid_header()[:-1])
 
 
 # ------------------------------------------------------------------------------------------------- splits
@@ -205,7 +177,7 @@ def test_scaler_and_selection_use_training_rows_only(data_dir: Path, tmp_path: P
     other = tmp_path / "changed"
     other.mkdir()
     with open(other / "covid.train.csv", "w") as handle:  # the original header (pandas renames repeats)
-        handle.write(",".join(header()) + "\n")
+        handle.write(",".join(covid_header()) + "\n")
         frame.to_csv(handle, index=False, header=False)
     changed = CovidDataModule(data_dir=str(other), top_k=3)
     changed.setup("fit")
@@ -264,9 +236,8 @@ def test_metrics_match_numpy(data_dir: Path, tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------------------------- CLI
 def cli_args(data_dir: Path, tmp_path: Path, *extra: str) -> list[str]:
-    config = Path(__file__).resolve().parent.parent / "configs" / "mlp_covid_tuned.yaml"
     return [
-        "--config", str(config), "--data.init_args.data_dir", str(data_dir),
+        "--config", "mlp_covid_tuned", "--data.init_args.data_dir", str(data_dir),
         "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"), "--trainer.enable_model_summary", "false",
         "--data.init_args.top_k", "3", *extra,
     ]  # fmt: skip
@@ -308,11 +279,8 @@ def test_kfold_from_the_cli(data_dir: Path, tmp_path: Path) -> None:
     assert cli.model.hparams.data_state["columns"] == cli.datamodule.data_state["columns"]
 
 
-def test_real_data_shapes() -> None:
-    root = os.environ.get("KT_DATA_DIR")
-    if not root or not (Path(root) / "covid" / "covid.train.csv").is_file():
-        pytest.skip("set KT_DATA_DIR to the folder with covid/covid.train.csv")
-    dm = CovidDataModule(data_dir=str(Path(root) / "covid"), top_k=20)
+def test_real_data_shapes(real_data) -> None:
+    dm = CovidDataModule(data_dir=str(real_data("covid", "covid.train.csv", "covid.test.csv")), top_k=20)
     dm.setup("fit")
     assert len(dm.splits["train"]["x"]) == 1840 and len(dm.splits["val"]["x"]) == 459
     assert dm.splits["train"]["x"].shape[1] == 20

@@ -3,26 +3,24 @@ both processes equals the one-process metric of the same weights, and it is clos
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from test_covid import make_csv
+from helpers import QUIET, kt_env, make_covid_csv, write_mnist_folder
 
 from kt.cli import run_cli
 
-ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow  # two processes per run, three runs
+
 DDP = ["--trainer.strategy", "ddp", "--trainer.accelerator", "cpu", "--trainer.devices", "2"]
-QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 
 
 def dkt_args(batch_size: int) -> list[str]:
     return [
-        "--config", str(ROOT / "configs" / "dkt_synthetic.yaml"),
+        "--config", "dkt_synthetic",
         "--data.init_args.num_students", "305", "--data.init_args.steps_per_student", "20",
         "--data.init_args.batch_size", str(batch_size),
         "--model.init_args.hidden_size", "16", "--model.init_args.emb_size", "16",
@@ -32,13 +30,11 @@ def dkt_args(batch_size: int) -> list[str]:
 
 def mlp_args(data_dir: Path, batch_size: int) -> list[str]:
     return [
-        "--config", str(ROOT / "configs" / "mlp_covid_tuned.yaml"),
+        "--config", "mlp_covid_tuned",
         "--data.init_args.data_dir", str(data_dir), "--data.init_args.top_k", "4",
         "--data.init_args.batch_size", str(batch_size), "--model.init_args.lr", "0.01",
         "--trainer.max_epochs", "15", *QUIET,
     ]
-
-
 
 
 def cnn_args(data_dir: Path, batch_size: int) -> list[str]:
@@ -50,24 +46,8 @@ def cnn_args(data_dir: Path, batch_size: int) -> list[str]:
     ]
 
 
-def write_images(folder: Path) -> Path:
-    """IDX files of 28 x 28 noise with a bright bar whose row is the class (learnable in an epoch)."""
-    from kt.vision.idx import write_idx
-
-    folder.mkdir()
-    for name, n, seed in (("train", 601, 0), ("t10k", 50, 1)):
-        rng = np.random.default_rng(seed)
-        labels = rng.integers(0, 10, size=n).astype(np.uint8)
-        images = rng.integers(0, 30, size=(n, 28, 28)).astype(np.uint8)
-        images[np.arange(n), 4 + 2 * labels, 2:14] = 255
-        write_idx(folder / f"{name}-images-idx3-ubyte", images)
-        write_idx(folder / f"{name}-labels-idx1-ubyte", labels)
-    return folder
-
-
 def start_ddp(args: list[str], cwd: Path) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    return subprocess.Popen([sys.executable, "-m", "kt", "fit", *args, *DDP], cwd=cwd, env=env,
+    return subprocess.Popen([sys.executable, "-m", "kt", "fit", *args, *DDP], cwd=cwd, env=kt_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -92,12 +72,13 @@ def ddp_runs(tmp_path_factory) -> dict[str, tuple[Path, dict]]:
     process of the whole batch), both at once."""
     tmp = tmp_path_factory.mktemp("ddp")
     # DKT: 183 training and 61 validation windows (padded training shares, uneven validation ones); MLP: even.
-    make_csv(tmp / "covid.train.csv", rows=120)
+    make_covid_csv(tmp / "covid.train.csv", rows=120)
+    images = write_mnist_folder(tmp / "idx", train=601, test=50)
     runs = {
         "dkt": start_ddp([*dkt_args(8), "--trainer.logger.init_args.save_dir", "dkt"], tmp),
         "mlp": start_ddp([*mlp_args(tmp, 8), "--trainer.logger.init_args.save_dir", "mlp"], tmp),
         # 500 training images (padded shares of 250), 101 validation images (shares of 51 and 50)
-        "cnn": start_ddp([*cnn_args(write_images(tmp / "idx"), 8), "--trainer.logger.init_args.save_dir", "cnn"], tmp),
+        "cnn": start_ddp([*cnn_args(images, 8), "--trainer.logger.init_args.save_dir", "cnn"], tmp),
     }
     for process in runs.values():
         finish(process)

@@ -4,27 +4,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import auc_by_ranks
 from lightning.pytorch import Trainer, seed_everything
+from lightning.pytorch.callbacks import LambdaCallback
 
 from kt.tracing import DKT, SyntheticKTDataModule
 from kt.tracing.knowledge_state import KnowledgeTracer
-
-
-def auc_by_ranks(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Mann-Whitney AUC with average ranks for ties: independent of torchmetrics."""
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores))
-    sorted_scores = scores[order]
-    i = 0
-    while i < len(scores):
-        j = i
-        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    pos = labels == 1
-    n_pos, n_neg = pos.sum(), (~pos).sum()
-    return (ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
 def tiny_data(**kwargs) -> SyntheticKTDataModule:
@@ -115,15 +100,34 @@ def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
     np.testing.assert_allclose(tracer.probability_vector("s"), expected, atol=1e-6)
 
 
+def test_reference_auc_on_known_cases():
+    """The hand-written AUC the tests compare against, on cases worked out by hand."""
+    # 3 of the 4 (positive, negative) pairs ranked right; a tie between classes counts one half.
+    assert auc_by_ranks(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1])) == 0.75
+    assert auc_by_ranks(np.array([0.2, 0.5, 0.5, 0.9]), np.array([0, 0, 1, 1])) == 0.875
+
+
 def test_bf16_mixed_precision_trains_on_cpu():
     seed_everything(0)
     dm = tiny_data()
     model = DKT(emb_size=8, hidden_size=8)
+    before = {}  # the weights as training starts (the network is built in setup, from the data's skills)
+    keep = LambdaCallback(on_train_start=lambda _, m: before.update({k: v.clone() for k, v in m.state_dict().items()}))
     trainer = Trainer(precision="bf16-mixed", max_epochs=1, limit_train_batches=3, limit_val_batches=1, logger=False,
-                      enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+                      enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                      callbacks=[keep])
     trainer.fit(model, dm)
-    assert torch.isfinite(trainer.callback_metrics["train/loss_step"])
-    assert 0.0 <= trainer.callback_metrics["val/auc"].item() <= 1.0
+    # Mixed precision: the weights stay float32 and did train; the network runs in bfloat16 under autocast.
+    assert all(v.dtype == torch.float32 for v in model.state_dict().values())
+    assert not all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    batch = next(iter(dm.val_dataloader()))
+    model.eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert model(batch["skills"], batch["correct"]).dtype == torch.bfloat16
+        logit, target = model._scored(batch)
+    # The logged AUC is that of the bfloat16 network's outputs on the validation batch.
+    scores, labels = torch.sigmoid(logit).numpy(), target.numpy()
+    assert trainer.callback_metrics["val/auc"].item() == pytest.approx(auc_by_ranks(scores, labels), abs=1e-6)
 
 
 def test_eval_seq_len_keeps_whole_sequences_for_evaluation_only():

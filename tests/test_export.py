@@ -17,7 +17,6 @@ from kt.tabular import MLPRegressor
 from kt.tracing import DKT
 from kt.vision import CNN
 
-ROOT = Path(__file__).resolve().parent.parent
 TOLERANCE = 1e-5
 
 
@@ -73,7 +72,7 @@ def run_export_script(argv: list[str]) -> float:
 
 def test_export_script_from_a_checkpoint(tmp_path, capsys):
     fit = run_cli([
-        "fit", "--config", str(ROOT / "configs" / "dkt_synthetic.yaml"),
+        "fit", "--config", "dkt_synthetic",
         "--data.init_args.num_students", "40", "--data.init_args.steps_per_student", "6",
         "--model.init_args.hidden_size", "8", "--model.init_args.emb_size", "8", "--trainer.max_epochs", "1",
         "--trainer.enable_progress_bar", "false", "--trainer.logger.init_args.save_dir", str(tmp_path),

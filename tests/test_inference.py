@@ -23,7 +23,6 @@ from kt.tabular import MLPRegressor
 from kt.tracing import DKT, SyntheticKTDataModule
 from kt.tracing.knowledge_state import KnowledgeTracer
 
-ROOT = Path(__file__).resolve().parent.parent
 QUIET = dict(logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
 
 
@@ -146,7 +145,7 @@ def test_kt_test_refuses_a_checkpoint_that_runs_code(evil_checkpoint, capsys):
     path, marker = evil_checkpoint
     with pytest.raises(SystemExit) as exit_info, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Lightning's hints are not kt's output
-        main(["test", "--config", str(ROOT / "configs" / "dkt_synthetic.yaml"), "--ckpt_path", str(path),
+        main(["test", "--config", "dkt_synthetic", "--ckpt_path", str(path),
               "--trainer.logger", "false"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()

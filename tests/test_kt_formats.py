@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import RAW_HEADER, raw_row, write_three_line
+from helpers import RAW_HEADER, raw_row, write_three_line
 
 from kt.core.errors import InputError
 from kt.tracing.data.formats import parse_skill_builder, read_skill_builder, read_three_line

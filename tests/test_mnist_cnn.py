@@ -4,7 +4,6 @@ predictions CSV, checkpoint round trip."""
 from __future__ import annotations
 
 import gzip
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -13,9 +12,10 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from helpers import bar_images, write_mnist_folder
 from lightning.pytorch import LightningModule, Trainer
 
-from kt.cli import main
+from kt.cli import main, resolve_config
 from kt.core.errors import InputError
 from kt.vision import mnist as mnist_module
 from kt.vision.idx import read_images, read_labels, read_pair, write_idx
@@ -24,32 +24,13 @@ from kt.vision.mnist import MNISTDataModule
 from kt.vision.models import CNN
 from kt.vision.nets import CNNNet
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 TINY_MODEL = ["--model", "kt.vision.CNN", "--model.channels", "[4]", "--model.fc_sizes", "[]"]
-
-
-def fake_images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` 28 x 28 images whose class is the row of a bright bar (learnable, and asymmetric left/right)."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 10, size=n).astype(np.uint8)
-    images = rng.integers(0, 30, size=(n, 28, 28)).astype(np.uint8)
-    for i, label in enumerate(labels):
-        images[i, 4 + 2 * label, 2:14] = 255
-    return images, labels
 
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     """The four IDX files (gzipped training files, raw test files) with 120 training and 30 test images."""
-    folder = tmp_path / "idx"
-    folder.mkdir()
-    images, labels = fake_images(120)
-    write_idx(folder / "train-images-idx3-ubyte.gz", images)
-    write_idx(folder / "train-labels-idx1-ubyte.gz", labels)
-    images, labels = fake_images(30, seed=1)
-    write_idx(folder / "t10k-images-idx3-ubyte", images)
-    write_idx(folder / "t10k-labels-idx1-ubyte", labels)
-    return folder
+    return write_mnist_folder(tmp_path / "idx", train=120, test=30)
 
 
 def datamodule(data_dir: Path, **kwargs) -> MNISTDataModule:
@@ -58,7 +39,7 @@ def datamodule(data_dir: Path, **kwargs) -> MNISTDataModule:
 
 # ------------------------------------------------------------------------------------------------ IDX files
 def test_idx_round_trip_raw_and_gzip(tmp_path: Path) -> None:
-    images, labels = fake_images(7)
+    images, labels = bar_images(7)
     for suffix in ("", ".gz"):
         img = write_idx(tmp_path / f"img{suffix}", images)
         lab = write_idx(tmp_path / f"lab{suffix}", labels)
@@ -99,7 +80,7 @@ def test_corrupt_idx_files_name_the_file(tmp_path: Path, content: bytes, reader,
 
 
 def test_image_and_label_counts_must_agree(tmp_path: Path) -> None:
-    images, labels = fake_images(5)
+    images, labels = bar_images(5)
     write_idx(tmp_path / "img", images)
     write_idx(tmp_path / "lab", labels[:4])
     with pytest.raises(InputError, match=r"img has 5 images but .*lab has 4 labels"):
@@ -107,14 +88,9 @@ def test_image_and_label_counts_must_agree(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def mnist_dir() -> Path:
-    """The real MNIST test files: ``$KT_DATA_DIR/mnist``, else ``../shared/data/mnist`` beside the repository."""
-    candidates = [Path(os.environ["KT_DATA_DIR"]) / "mnist"] if os.environ.get("KT_DATA_DIR") else []
-    candidates.append(CONFIGS.parent.parent / "shared" / "data" / "mnist")
-    for folder in candidates:
-        if (folder / "t10k-images-idx3-ubyte.gz").is_file():
-            return folder
-    pytest.skip("no MNIST test files in $KT_DATA_DIR/mnist or ../shared/data/mnist")
+def mnist_dir(real_data) -> Path:
+    """The real MNIST files in ``$KT_DATA_DIR/mnist``."""
+    return real_data("mnist", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "train-labels-idx1-ubyte.gz")
 
 
 def test_real_mnist_test_set(mnist_dir: Path) -> None:
@@ -198,7 +174,7 @@ def test_seed_network_and_recommended_size() -> None:
     seed = CNN()
     assert sum(p.numel() for p in seed.parameters()) == 206_922  # conv16, conv32, fc 1568->128, fc 10
     assert seed(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
-    config = yaml.safe_load((CONFIGS / "cnn_fashion_mnist.yaml").read_text())["model"]["init_args"]
+    config = yaml.safe_load(Path(resolve_config("cnn_fashion_mnist")).read_text())["model"]["init_args"]
     net = CNNNet(**{k: v for k, v in config.items() if k in CNNNet.__init__.__code__.co_varnames})
     assert sum(p.numel() for p in net.parameters()) < 500_000
     module, example = CNN(**config).eval().export_module()
@@ -265,6 +241,7 @@ def quiet(tmp_path: Path) -> list[str]:
     return ["--trainer.logger.init_args.save_dir", str(tmp_path / "logs"), "--trainer.enable_progress_bar", "false"]
 
 
+@pytest.mark.slow  # fit, then predict twice, through the CLI
 def test_cli_fit_predict_test_set_and_own_images(data_dir: Path, tmp_path: Path) -> None:
     from PIL import Image
 

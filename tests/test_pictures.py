@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import write_three_line
+from helpers import write_three_line
 from PIL import Image
 
 from kt.cli import main, run_cli
@@ -22,7 +22,6 @@ from kt.plots.confusion import plot_confusion
 from kt.plots.curves import learning_curves, plot_curves, read_scalars
 from kt.plots.knowledge_state import load_dkt, plot_knowledge_state, student_sequence
 
-ROOT = Path(__file__).resolve().parent.parent
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -57,7 +56,7 @@ def tiny_run(tmp_path_factory):
     """3 epochs of DKT on 60 simulated students, logging every step: (version folder, trainer, checkpoint)."""
     tmp = tmp_path_factory.mktemp("run")
     fit = run_cli([
-        "fit", "--config", str(ROOT / "configs" / "dkt_synthetic.yaml"),
+        "fit", "--config", "dkt_synthetic",
         "--data.init_args.num_students", "60", "--data.init_args.steps_per_student", "10",
         "--data.init_args.seq_len", "4", "--model.init_args.hidden_size", "8", "--model.init_args.emb_size", "8",
         "--trainer.max_epochs", "3", "--trainer.log_every_n_steps", "1",
@@ -142,6 +141,7 @@ def test_knowledge_state_heatmap_holds_the_models_probabilities(tiny_run, tmp_pa
     np.testing.assert_allclose(result["values"], expected, atol=1e-5)
 
 
+@pytest.mark.slow  # `kt predict` over whole histories
 def test_knowledge_state_agrees_with_kt_predict(tiny_run, tmp_path):
     """The cell of the skill answered next, in each column, is that answer's p_correct in `kt predict`'s CSV
     (when predict reads whole histories: the tiny run trains on windows of 5 steps)."""

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import kt_env, make_covid_csv
 from lightning.pytorch import Callback
-from test_covid import make_csv
 
 from kt.cli import run_cli
 from kt.core.errors import InputError
@@ -22,10 +22,9 @@ from kt.core.resume import find_last_checkpoint
 from kt.core.sampling import EpochSampler
 from kt.core.tensor_batches import TensorBatches
 
-ROOT = Path(__file__).resolve().parent.parent
 # 200 simulated students, 120 for training: 30 batches of 4 per epoch; dropout, so random numbers matter.
 TINY_DKT = [
-    "--config", str(ROOT / "configs" / "dkt_synthetic.yaml"),
+    "--config", "dkt_synthetic",
     "--data.init_args.num_students", "200",
     "--data.init_args.steps_per_student", "12",
     "--data.init_args.batch_size", "4",
@@ -39,8 +38,7 @@ BATCHES_PER_EPOCH = 30
 
 
 def kt_process(args: list[str], cwd: Path) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    return subprocess.Popen([sys.executable, "-m", "kt", *args], cwd=cwd, env=env,
+    return subprocess.Popen([sys.executable, "-m", "kt", *args], cwd=cwd, env=kt_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -64,6 +62,7 @@ def validation_metrics(ckpt: Path, save_dir: Path) -> dict[str, float]:
     return {k: v.item() for k, v in cli.trainer.callback_metrics.items()}
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path):
     fit = ["fit", *TINY_DKT, "--trainer.max_epochs", "2", "--checkpoint.last_every_n_batches", "5"]
     killed = kt_process([*fit, "--trainer.logger.init_args.save_dir", "run"], tmp_path)
@@ -109,6 +108,7 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path):
           f"best val/auc {best_score(resumed)!r}, final {metrics}")
 
 
+@pytest.mark.slow  # two whole runs
 def test_same_seed_gives_bit_identical_metrics_dkt(tmp_path):
     runs = []
     for name in ("a", "b"):
@@ -120,12 +120,13 @@ def test_same_seed_gives_bit_identical_metrics_dkt(tmp_path):
     assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
 
 
+@pytest.mark.slow  # two whole runs
 def test_same_seed_gives_bit_identical_metrics_mlp(tmp_path):
-    make_csv(tmp_path / "covid.train.csv", rows=80)
+    make_covid_csv(tmp_path / "covid.train.csv", rows=80)
     metrics = []
     for name in ("a", "b"):
         cli = run_cli([
-            "fit", "--config", str(ROOT / "configs" / "mlp_covid_tuned.yaml"),
+            "fit", "--config", "mlp_covid_tuned",
             "--data.init_args.data_dir", str(tmp_path), "--data.init_args.top_k", "3",
             "--model.init_args.dropout", "0.2", "--trainer.max_epochs", "5",
             "--trainer.logger.init_args.save_dir", str(tmp_path / name),
@@ -172,6 +173,7 @@ def test_tensor_batches_resume_skips_trained_batches():
     assert counting.state_dict() == {"epoch": 0, "batches": 2}
 
 
+@pytest.mark.slow  # a whole 3-epoch run
 def test_last_checkpoint_is_the_latest_epoch_even_without_improvement(tmp_path):
     # lr 0: the validation AUC never improves after the first epoch, so no new best checkpoint is written.
     cli = run_cli(["fit", *TINY_DKT, "--model.init_args.lr", "0", "--trainer.max_epochs", "3",
@@ -212,12 +214,13 @@ class CrashAfter(Callback):
             raise Crash
 
 
+@pytest.mark.slow  # three runs: reference, crashed, resumed
 def test_mlp_resumes_mid_epoch_from_tensor_batches(tmp_path):
     """The MLP's data are TensorBatches (not a DataLoader); one mini-batch per step, dropout."""
-    make_csv(tmp_path / "covid.train.csv", rows=80)
+    make_covid_csv(tmp_path / "covid.train.csv", rows=80)
     args = [  # run=False reads no subcommand defaults: trainer.yaml comes first explicitly
-        "--config", str(ROOT / "configs" / "trainer.yaml"),
-        "--config", str(ROOT / "configs" / "mlp_covid_tuned.yaml"), "--data.init_args.data_dir", str(tmp_path),
+        "--config", "trainer",
+        "--config", "mlp_covid_tuned", "--data.init_args.data_dir", str(tmp_path),
         "--data.init_args.top_k", "3", "--data.init_args.batch_size", "8", "--data.init_args.whole_epoch", "false",
         "--model.init_args.dropout", "0.2", "--trainer.max_epochs", "3", "--checkpoint.last_every_n_batches", "3",
     ]
@@ -257,10 +260,10 @@ class LastCheckpointEpochs(Callback):
 @pytest.mark.parametrize(("max_epochs", "patience"), [(7, 100), (30, 2)])
 def test_last_every_n_epochs(tmp_path, max_epochs, patience):
     """last.ckpt every 3rd epoch, and always the final state, whether max_epochs or early stopping ends the run."""
-    make_csv(tmp_path / "covid.train.csv", rows=80)
+    make_covid_csv(tmp_path / "covid.train.csv", rows=80)
     args = [
-        "--config", str(ROOT / "configs" / "trainer.yaml"),
-        "--config", str(ROOT / "configs" / "mlp_covid_tuned.yaml"), "--data.init_args.data_dir", str(tmp_path),
+        "--config", "trainer",
+        "--config", "mlp_covid_tuned", "--data.init_args.data_dir", str(tmp_path),
         "--model.init_args.lr", "0.3", "--trainer.max_epochs", str(max_epochs),
         "--early_stopping.patience", str(patience), "--checkpoint.last_every_n_epochs", "3",
         "--trainer.logger.init_args.save_dir", str(tmp_path / "logs"),

@@ -6,12 +6,14 @@ training images for ``--steps`` optimizer steps, alternating ``--repeats`` times
 * seed: a ``Dataset`` whose ``__getitem__`` makes a PIL image and applies ``ToTensor`` + ``Normalize((0.5,),
   (0.5,))`` (written out with PIL/numpy, as torchvision is not a dependency), a shuffling ``DataLoader``
   (batch 64, ``--workers`` workers), and the plain ``zero_grad / forward / backward / step`` loop.
-* kt: ``kt fit --config configs/cnn_simple_fashion_mnist.yaml`` (the same network and optimizer); batches are
+* kt: ``kt fit --config cnn_simple_fashion_mnist`` (the same network and optimizer); batches are
   slices of the in-memory uint8 tensor, normalised per batch on the training device.
 
 Only the training loop is timed (from the first batch requested to the last step), not data loading from disk.
+``--data-dir DIR`` is a folder with the Fashion-MNIST IDX files; without it the DataModule looks in its usual
+places and downloads them to ``data/fashion_mnist``.
 
-    OMP_NUM_THREADS=1 python scripts/bench_cnn_speed.py --steps 200 --repeats 3
+    OMP_NUM_THREADS=1 python scripts/benchmarks/cnn_speed.py --steps 200 --repeats 3 [--data-dir DIR]
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import argparse
 import statistics
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,8 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 from kt.cli import run_cli
 from kt.vision.mnist import MNISTDataModule
 
-ROOT = Path(__file__).resolve().parent.parent
-CONFIG = ROOT / "configs" / "cnn_simple_fashion_mnist.yaml"
+CONFIG = "cnn_simple_fashion_mnist"  # a shipped config, by name (kt/configs/cnn_simple_fashion_mnist.yaml)
 
 
 # ------------------------------------------------------------------------------ the seed's way
@@ -97,7 +97,7 @@ class Timer(Callback):
 def kt_fit(steps: int, data_dir: str | None) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         # run=False: the same parsing and objects as `kt fit`, so the timer can be added before fitting.
-        args = ["--config", str(CONFIG), "--trainer.max_epochs", "1", "--trainer.limit_train_batches", str(steps),
+        args = ["--config", CONFIG, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", str(steps),
                 "--trainer.limit_val_batches", "0", "--trainer.enable_progress_bar", "false",
                 "--trainer.enable_model_summary", "false", "--trainer.logger.init_args.save_dir", tmp,
                 # No validation is timed, so checkpointing and early stopping follow a training metric.

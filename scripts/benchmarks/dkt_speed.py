@@ -1,7 +1,7 @@
 """Training throughput of `kt fit` against a minimal hand-written PyTorch loop: same model, data, batch size.
 
-    python scripts/bench_dkt_speed.py                      # ASSISTments 2009 if $KT_DATA_DIR is set, else synthetic
-    python scripts/bench_dkt_speed.py --data synthetic --epochs 3
+    OMP_NUM_THREADS=1 KT_DATA_DIR=DIR python scripts/benchmarks/dkt_speed.py --epochs 3   # DIR/assist2009
+    OMP_NUM_THREADS=1 python scripts/benchmarks/dkt_speed.py --data synthetic --epochs 3   # simulated students
 
 Both sides train the same DKT network on the same DataLoader (validation off) for ``--epochs`` epochs;
 interactions/second counts scored interactions (every step but each window's first) per second of training

@@ -1,7 +1,7 @@
 """Cost of one KnowledgeTracer.add() early and late in a student's history, against re-running the whole history.
 
-    python scripts/bench_knowledge_tracer.py                 # the dkt_assist2009 network size, 110 skills
-    python scripts/bench_knowledge_tracer.py --ckpt BEST.ckpt
+    OMP_NUM_THREADS=1 python scripts/benchmarks/knowledge_tracer.py                 # dkt_assist2009's size, 110 skills
+    OMP_NUM_THREADS=1 python scripts/benchmarks/knowledge_tracer.py --ckpt BEST.ckpt  # a trained DKT checkpoint
 
 Without --ckpt the network is untrained (the cost does not depend on the weights). Prints the median time of
 add() + probabilities() at steps 1-100 and 901-1000 of one student, and the time to run the whole 1,000-step

@@ -4,10 +4,10 @@ Both train the seed's network (116 features -> 16 -> 8 -> 1, ReLU, MSE, SGD lr 1
 on the seed's split of covid.train.csv, validate every epoch, keep the best weights on disk and log to
 TensorBoard, in the same process on the same machine, one after the other. The seed loop is the course's
 sample code (per-row ``Dataset.__getitem__`` + ``DataLoader``, tqdm bar per epoch); kt is
-``kt fit --config configs/mlp_covid.yaml``. Only the training loop is timed (not imports or CSV reading).
+``kt fit --config mlp_covid``. Only the training loop is timed (not imports or CSV reading).
 A third, bare loop (:func:`run_bare`) shows the ceiling: what eager PyTorch's own optimizer steps cost.
 
-    OMP_NUM_THREADS=1 python scripts/bench_mlp_covid.py --data-dir ../shared/data/covid --epochs 300
+    OMP_NUM_THREADS=1 python scripts/benchmarks/mlp_covid_speed.py --data-dir "$KT_DATA_DIR/covid" --epochs 300
 """
 
 from __future__ import annotations

@@ -6,10 +6,10 @@ Three measurements behind the README's speed section (one CPU thread):
    PyTorch, part by part, and the same forward/backward written by hand as one autograd node
    (``--compile`` adds the step under ``torch.compile``, which takes a while to compile);
 2. an empty Lightning epoch (one do-nothing training step, with and without a validation step);
-3. ``kt fit --config configs/mlp_covid.yaml`` with timers around the parts of its epoch (the timers add
+3. ``kt fit --config mlp_covid`` with timers around the parts of its epoch (the timers add
    their own cost, so the parts add up to more than an untimed epoch).
 
-    OMP_NUM_THREADS=1 python scripts/profile_mlp_epoch.py --data-dir ../shared/data/covid
+    OMP_NUM_THREADS=1 python scripts/benchmarks/mlp_epoch_profile.py --data-dir "$KT_DATA_DIR/covid" [--compile]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Preprocessing time of a raw ASSISTments skill-builder CSV of the real size (generated), cold and cached.
 
-    python scripts/bench_preprocess.py                 # ~525,000 rows, 4,000 students
-    python scripts/bench_preprocess.py --rows 100000
+    python scripts/benchmarks/preprocess.py                 # ~525,000 rows, 4,000 students
+    python scripts/benchmarks/preprocess.py --rows 100000
 
 The generated file has the published 30-column header, rows without a skill, repeated (order_id, skill)
 rows and problems tagged with several skills, in shuffled order. The first read parses it (kt's vectorised

@@ -4,7 +4,7 @@ The rows are overlapping 5-day windows of 37 states' daily series: one row's day
 another row's days 1-4. So the day-5 ``tested_positive`` a model must predict for one row is, for most rows,
 written as ``tested_positive`` of day 4 (3, 2, 1) in the features of the next rows. A random split (the
 seed's, or k-fold) puts those rows on the other side of it. This script, on the same 5 folds as
-``cv_mlp_covid.py``, reports:
+``scripts/experiments/cv_mlp_covid.py``, reports:
 
 * the window structure: rows whose successor window is in the file, how many runs of consecutive windows;
 * ``past only``: least squares on what a row itself holds (days 1-4 and the day-5 survey answers), the honest
@@ -14,7 +14,7 @@ seed's, or k-fold) puts those rows on the other side of it. This script, on the 
 * ``lookup``: the leak itself — a test row's answer copied from its successor window when that is in the
   training rows (least squares otherwise).
 
-    python scripts/covid_windows.py --data-dir ../shared/data/covid
+    python scripts/experiments/covid_windows.py --data-dir DIR    # DIR holds covid.train.csv; or set KT_DATA_DIR
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
 STATES, DAY = 37, 16  # one-hot state columns, then 16 survey features per day (tested_positive last)
 
 
@@ -44,8 +43,9 @@ def lstsq_mse(a_train: np.ndarray, y_train: np.ndarray, a_test: np.ndarray, y_te
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    default_dir = Path(os.environ.get("KT_DATA_DIR", ROOT.parent / "shared" / "data")) / "covid"
-    parser.add_argument("--data-dir", type=Path, default=default_dir)
+    default_dir = Path(os.environ["KT_DATA_DIR"]) / "covid" if os.environ.get("KT_DATA_DIR") else None
+    parser.add_argument("--data-dir", type=Path, default=default_dir, required=default_dir is None,
+                        help="the folder with covid.train.csv (default: $KT_DATA_DIR/covid)")
     parser.add_argument("--folds", type=int, default=5)
     args = parser.parse_args()
 
@@ -95,7 +95,7 @@ def main() -> None:
         scores.setdefault("two-sided: the same + tested_positive of the next 2 days", []).append(
             lstsq_mse(with_future[tr], y[two][tr], with_future[te], y[two][te])[1]
         )
-    print(f"{args.folds}-fold test MSE, mean ± std (same folds as scripts/cv_mlp_covid.py):")
+    print(f"{args.folds}-fold test MSE, mean ± std (same folds as scripts/experiments/cv_mlp_covid.py):")
     for name, values in scores.items():
         print(f"  {name:58s} {np.mean(values):.4f} ± {np.std(values):.4f}")
 

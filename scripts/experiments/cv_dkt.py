@@ -1,9 +1,10 @@
 """Five-fold cross-validation of a DKT config on the DKVMN ASSISTments 2009 folds (trainK / validK).
 
-    python scripts/cv_dkt_assist2009.py --data-dir ../shared/data/assist2009
-    python scripts/cv_dkt_assist2009.py --data-dir DIR --folds 1 2 -- --model.init_args.hidden_size 100
+    python scripts/experiments/cv_dkt.py --data-dir DIR        # DIR: the DKVMN folds; or set KT_DATA_DIR
+    python scripts/experiments/cv_dkt.py --data-dir DIR --folds 1 2 -- --model.init_args.hidden_size 100
 
-Each fold runs `kt fit` with the config (default configs/dkt_assist2009.yaml), training on
+Each fold runs `kt fit` with the config (``--config``: a shipped config's name, default ``dkt_assist2009``,
+or a path), training on
 assist2009_updated_trainK.csv and validating on assist2009_updated_validK.csv; the fold's score is the
 best validation AUC (the checkpoint kept). Arguments after `--` go to `kt fit` unchanged. Prints one line
 per fold, then mean ± std (sample standard deviation) of AUC and accuracy, seconds per epoch and parameters.
@@ -12,6 +13,7 @@ per fold, then mean ± std (sample standard deviation) of AUC and accuracy, seco
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from pathlib import Path
@@ -19,8 +21,6 @@ from pathlib import Path
 import torch
 
 from kt.cli import run_cli
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_fold(config: str, data_dir: str, fold: int, extra: list[str], log_dir: str) -> dict:
@@ -58,8 +58,10 @@ def mean_std(values: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default=str(ROOT / "configs" / "dkt_assist2009.yaml"))
-    parser.add_argument("--data-dir", required=True, help="folder with assist2009_updated_train1..5/valid1..5")
+    parser.add_argument("--config", default="dkt_assist2009", help="a shipped config's name, or a path")
+    default_dir = Path(os.environ["KT_DATA_DIR"]) / "assist2009" if os.environ.get("KT_DATA_DIR") else None
+    parser.add_argument("--data-dir", type=Path, default=default_dir, required=default_dir is None,
+                        help="folder with assist2009_updated_train1..5/valid1..5 (default: $KT_DATA_DIR/assist2009)")
     parser.add_argument("--folds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--log-dir", default="lightning_logs/cv_dkt_assist2009")
     args, extra = parser.parse_known_args()
@@ -67,7 +69,7 @@ def main() -> None:
 
     results = []
     for fold in args.folds:
-        result = run_fold(args.config, args.data_dir, fold, extra, args.log_dir)
+        result = run_fold(args.config, str(args.data_dir), fold, extra, args.log_dir)
         results.append(result)
         print(f"fold {fold}: val AUC {result['auc']:.4f}, acc {result['acc']:.4f}, {result['epochs']} epochs, "
               f"{result['seconds_per_epoch']:.1f} s/epoch", flush=True)

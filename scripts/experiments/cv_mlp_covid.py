@@ -7,11 +7,14 @@ fold k is that fold's score. Also reported, on exactly the same test rows and tr
 rows: predicting the mean, ordinary least squares on all 116 features and, if scikit-learn is installed
 (it is not a kt dependency), ``StandardScaler + MLPRegressor((64, 32))``.
 
-    OMP_NUM_THREADS=1 python scripts/cv_mlp_covid.py --config configs/mlp_covid_tuned.yaml
+    OMP_NUM_THREADS=1 python scripts/experiments/cv_mlp_covid.py --config mlp_covid_tuned --data-dir DIR
+
+``--config`` is a shipped config's name (``kt/configs/NAME.yaml``) or a path; ``--data-dir`` holds
+covid.train.csv (default: ``$KT_DATA_DIR/covid``).
 
 ``--group-by state`` splits states instead of rows (``CovidDataModule(group_by="state")``, for the reference
 models too): no state has rows on both sides, so no test row's answer is written in a training row
-(``scripts/covid_windows.py`` shows how often it is with row splits).
+(``scripts/experiments/covid_windows.py`` shows how often it is with row splits).
 
 ``--seed-split`` also trains once on the seed's split (valid_ratio 0.2, seed 5201314) and reports the best
 checkpoint's validation MSE there.
@@ -30,8 +33,6 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def quiet():
     warnings.filterwarnings("ignore")
@@ -44,7 +45,7 @@ def fit_and_test(config: str, data_dir: Path, workdir: Path, extra: list[str]) -
     from kt.cli import run_cli
 
     args = [
-        "--config", str(ROOT / config), "--data.init_args.data_dir", str(data_dir),
+        "--config", config, "--data.init_args.data_dir", str(data_dir),
         "--trainer.logger.init_args.save_dir", str(workdir), "--trainer.enable_progress_bar", "false",
         "--trainer.enable_model_summary", "false",
     ] + extra  # fmt: skip
@@ -78,9 +79,10 @@ def references(values: np.ndarray, train: np.ndarray, test: np.ndarray) -> dict[
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    default_dir = Path(os.environ.get("KT_DATA_DIR", ROOT.parent / "shared" / "data")) / "covid"
-    parser.add_argument("--config", default="configs/mlp_covid_tuned.yaml")
-    parser.add_argument("--data-dir", type=Path, default=default_dir)
+    parser.add_argument("--config", default="mlp_covid_tuned", help="a shipped config's name, or a path")
+    default_dir = Path(os.environ["KT_DATA_DIR"]) / "covid" if os.environ.get("KT_DATA_DIR") else None
+    parser.add_argument("--data-dir", type=Path, default=default_dir, required=default_dir is None,
+                        help="the folder with covid.train.csv (default: $KT_DATA_DIR/covid)")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed-split", action="store_true", help="also train on the seed split")
     parser.add_argument("--no-references", action="store_true")

@@ -1,6 +1,9 @@
 """Training cost of the DKT variants side by side, in one process, on ASSISTments 2009 fold 1.
 
-    OMP_NUM_THREADS=1 python scripts/bench_kt_variants.py --data-dir ../shared/data/assist2009 --steps 15
+    OMP_NUM_THREADS=1 python scripts/experiments/dkt_variants.py --data-dir DIR --steps 15   # or set KT_DATA_DIR
+
+``DIR`` holds the DKVMN ASSISTments 2009 folds (assist2009_updated_train1.csv, ...; default
+``$KT_DATA_DIR/assist2009``).
 
 The CV runs' seconds per epoch depend on how loaded the machine was while each ran; this measures every
 variant back to back under the same conditions: ``--steps`` optimizer steps (forward, loss with any DKT+
@@ -11,7 +14,9 @@ fold's training batches (validation not included). Prints a Markdown table with 
 from __future__ import annotations
 
 import argparse
+import os
 import time
+from pathlib import Path
 
 import torch
 from lightning.pytorch import seed_everything
@@ -37,7 +42,9 @@ VARIANTS = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", required=True)
+    default_dir = Path(os.environ["KT_DATA_DIR"]) / "assist2009" if os.environ.get("KT_DATA_DIR") else None
+    parser.add_argument("--data-dir", type=Path, default=default_dir, required=default_dir is None,
+                        help="folder with assist2009_updated_train1/valid1.csv (default: $KT_DATA_DIR/assist2009)")
     parser.add_argument("--steps", type=int, default=15)
     parser.add_argument("--only", nargs="*", help="variant names to run (default: all)")
     args = parser.parse_args()
@@ -49,7 +56,7 @@ def main() -> None:
             continue
         seed_everything(0, verbose=False)
         data = Assist2009DataModule(
-            data_dir=args.data_dir,
+            data_dir=str(args.data_dir),
             train_file="assist2009_updated_train1.csv",
             val_file="assist2009_updated_valid1.csv",
             test_file="assist2009_updated_valid1.csv",

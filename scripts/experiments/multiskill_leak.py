@@ -1,7 +1,7 @@
 """How much expanding multi-skill problems inflates DKT's AUC, on a simulated raw skill-builder CSV.
 
-    python scripts/multiskill_leak.py --out-dir /tmp/multiskill            # 3 seeds, prints a Markdown table
-    python scripts/multiskill_leak.py --out-dir DIR --write-only          # just write the CSV
+    OMP_NUM_THREADS=1 python scripts/experiments/multiskill_leak.py --out-dir DIR    # 3 seeds, a Markdown table
+    python scripts/experiments/multiskill_leak.py --out-dir DIR --write-only         # just write the CSVs
 
 In the raw ASSISTments 2009 file a problem tagged with k skills is k rows with one order_id and one answer.
 Expanded (one interaction per row, as the DKT seed does), the 2nd..k-th rows repeat an answer the model saw
