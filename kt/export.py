@@ -207,7 +207,9 @@ def main(argv: list[str] | None = None) -> float:
     parser.add_argument("--format", help="pt2 or onnx (default: from the suffix of --out)")
     args = parser.parse_args(argv)
     with one_line_errors("kt export"):
-        fmt = export_format(args.out, args.format)  # before loading: a typo fails fast
+        fmt = export_format(args.out, args.format)  # before loading: a typo or a missing package fails fast
+        if fmt == "onnx":
+            require_onnx()
         model = load_checkpoint(args.ckpt)
         diffs = export(model, args.out, fmt)
     print(f"{type(model).__name__} -> {args.out} ({fmt})")

@@ -210,8 +210,12 @@ def test_kt_export_errors_are_clear(tmp_path, monkeypatch, capsys):
 
 def test_onnx_without_its_packages_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxscript", None)  # as if not installed
-    with pytest.raises(InputError, match=r'ONNX export needs onnxscript, not installed: pip install "kt\[export\]"'):
+    missing = r'ONNX export needs onnxscript, not installed: pip install "kt\[export\]"'
+    with pytest.raises(InputError, match=missing):
         export(mlp(), tmp_path / "mlp.onnx")
+    monkeypatch.setenv("KT_TRACEBACK", "1")
+    with pytest.raises(InputError, match=missing):  # before the checkpoint is read
+        kt_main(["export", "--ckpt", str(tmp_path / "nope.ckpt"), "--out", str(tmp_path / "x.onnx")])
 
 
 def test_xlstm_dkt_is_refused_clearly(tmp_path):
