@@ -96,6 +96,8 @@ def export(model: LightningModule, out: str | Path, fmt: str | None = None) -> d
     :data:`TOLERANCE`: both are an :class:`InputError`.
     """
     fmt = export_format(out, fmt)
+    if not hasattr(torch.compiler, "is_exporting"):  # DKTLogits switches to the while_loop recurrence with it
+        raise InputError(f"kt export needs torch >= 2.7 (tested with 2.13); this is torch {torch.__version__}")
     if fmt == "onnx":
         require_onnx()
     if not hasattr(model, "export_module"):
