@@ -178,7 +178,7 @@ def test_seed_network_and_recommended_size() -> None:
     net = CNNNet(**{k: v for k, v in config.items() if k in CNNNet.__init__.__code__.co_varnames})
     assert sum(p.numel() for p in net.parameters()) < 500_000
     module, example = CNN(**config).eval().export_module()
-    assert module(*example).shape == (1, 10)
+    assert module(*example).shape == (2, 10)
 
 
 def test_checkpoint_round_trip(data_dir: Path, tmp_path: Path) -> None:

@@ -102,8 +102,9 @@ class CNN(BaseModule):
         return logits
 
     def export_module(self) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
-        """The network and an example input (one normalised 1 x 28 x 28 image), for TorchScript/ONNX export."""
-        return self.net, (torch.zeros(1, 1, 28, 28),)
+        """For :mod:`kt.export`: normalised images (batch, 1, 28, 28) float32 -> logits (batch, 10)."""
+        # Batch 2: sizes 0 and 1 would be taken as fixed by torch.export.
+        return self.net, (torch.zeros(2, 1, 28, 28),)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
         if self.hparams.batch_norm and len(batch["x"]) < 2:

@@ -118,6 +118,13 @@ class DKT(BaseModule):
     def export_module(self) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
         """For :mod:`kt.export`: (skills, correct), both (batch, time) int64 skill indices and 0/1 answers,
         -> logits (batch, time, num_skills). Any batch size and sequence length."""
+        if self.hparams.backbone == "xlstm":
+            # Its blocks step through time (or chunks of it) in Python, which torch.export fixes to the
+            # example's length.
+            raise InputError(
+                "DKT with backbone 'xlstm' cannot be exported: torch.export would fix its sequence length to "
+                "the example's; the lstm and gru backbones export with any length"
+            )
         # Batch 2, 5 steps: sizes 0 and 1 would be taken as fixed by torch.export.
         skills = torch.arange(10).remainder(self.hparams.num_skills).reshape(2, 5)
         correct = torch.tensor([[1, 0, 1, 1, 0], [0, 0, 1, 0, 1]])

@@ -8,6 +8,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from kt.tracing.nets.while_loop_rnn import while_loop_rnn
 from kt.tracing.nets.xlstm import XLSTMStack
 
 Backbone = Literal["lstm", "gru", "xlstm"]
@@ -78,11 +79,19 @@ class DKTNet(nn.Module):
 
 
 class DKTLogits(nn.Module):
-    """``DKTNet`` without the recurrent state output: (skills, correct) -> logits, what gets exported."""
+    """``DKTNet`` without the recurrent state output: (skills, correct) -> logits, what gets exported.
+
+    Under ``torch.export`` an LSTM/GRU core runs as a ``torch.while_loop`` over the steps (same weights, same
+    result), so that the exported program takes any sequence length; see :mod:`kt.tracing.nets.while_loop_rnn`.
+    """
 
     def __init__(self, net: DKTNet) -> None:
         super().__init__()
         self.net = net
 
     def forward(self, skills: torch.Tensor, correct: torch.Tensor) -> torch.Tensor:
-        return self.net(skills, correct)[0]
+        net = self.net
+        if not (torch.compiler.is_exporting() and isinstance(net.rnn, (nn.LSTM, nn.GRU))):
+            return net(skills, correct)[0]
+        hidden = while_loop_rnn(net.rnn, net.embedding(skills + net.num_skills * correct))
+        return net.head(net.dropout(hidden))
