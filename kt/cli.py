@@ -11,25 +11,37 @@ from __future__ import annotations
 
 import importlib
 import os
-import re
-import shutil
 import sys
-from argparse import RawDescriptionHelpFormatter
 from pathlib import Path
 from typing import Any
 
-from jsonargparse import DefaultHelpFormatter
+from jsonargparse import Namespace
+from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import EarlyStopping
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 import kt.tabular  # noqa: F401  (these imports register the models and DataModules: `--model DKT`,
 import kt.tracing  # noqa: F401   `--data.help Assist2009DataModule`, ...)
 import kt.vision  # noqa: F401
 from kt.core.checkpoints import checkpoint_model_class, read_checkpoint
+from kt.core.cli_errors import HelpFormatter, KTArgumentParser, UsageError, config_files, yaml_error
 from kt.core.errors import InputError, one_line_errors
 from kt.core.predictions import PredictionWriter
-from kt.core.resume import ResumableCheckpoint, RNGStates, continue_version, find_last_checkpoint
+from kt.core.resume import (
+    ResumableCheckpoint,
+    RNGStates,
+    checkpoint_folders,
+    checkpoint_version,
+    newest_last_checkpoint,
+)
+from kt.core.run_folder import (
+    DiscardFailedRun,
+    SaveConfigToRunFolder,
+    asks_for_logger,
+    build_logger,
+    logger_config,
+)
 
 # The shipped configs install with the package; KT_TRAINER_CONFIG points at other trainer defaults.
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -39,9 +51,12 @@ TOOLS = {
     "plot": ("kt.plots.cli", "pictures: learning curves, knowledge state, confusion matrix, an image batch"),
     "export": ("kt.export", "export a checkpoint's network for use without kt"),
 }
+# ckpt_path values that are not files: Lightning resolves them itself (`last` is kt's, see resolve_last).
+SPECIAL_CKPT_PATHS = ("best", "last", "hpc")
 
 
 def trainer_config_files() -> list[str]:
+    """The trainer defaults every Lightning subcommand reads first."""
     path = Path(os.environ.get("KT_TRAINER_CONFIG", CONFIG_DIR / "trainer.yaml"))
     return [str(path)] if path.is_file() else []
 
@@ -61,7 +76,7 @@ def with_shipped_configs(args: list[str]) -> list[str]:
     """``args`` with every ``--config NAME`` / ``--config=NAME`` resolved by :func:`resolve_config`."""
     out = []
     for i, arg in enumerate(args):
-        if i > 0 and args[i - 1] == "--config":
+        if i > 0 and args[i - 1] in ("--config", "-c"):
             arg = resolve_config(arg)
         elif arg.startswith("--config="):
             arg = "--config=" + resolve_config(arg.removeprefix("--config="))
@@ -73,60 +88,16 @@ def shipped_configs() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if p.stem != "trainer")
 
 
-def _import(class_path: str) -> type:
+def import_class(class_path: str) -> type:
     module, _, name = class_path.rpartition(".")
     return getattr(importlib.import_module(module), name)
 
 
-# ckpt_path values that are not files: Lightning resolves them itself (e.g. `kt fit --ckpt_path last`).
-SPECIAL_CKPT_PATHS = ("best", "last", "hpc")
-# Lines of jsonargparse's nested Union report that say nothing the user can act on.
-_NOISE = re.compile(r"^(Does not validate against any of the Union subtypes|Subtypes:|Errors:|Given value type:"
-                    r"|Expected a <class 'NoneType'>|Given value: (NestedArg\(|\{))")
-
-
-class UsageError(InputError):
-    """A command-line or config-file problem (unknown key, wrong type, missing config file)."""
-
-
-def one_line(message: str) -> str:
-    """jsonargparse's multi-line report (nested per Union subtype) as one line: the key, then what is wrong."""
-    parts = [line.strip().lstrip("- ").strip() for line in message.splitlines()]
-    parts = [p for p in parts if p and not _NOISE.match(p)]
-    text = " ".join(p if p.endswith(":") else p.rstrip(".") + ";" for p in parts).rstrip(";")
-    text = re.sub(r"(a )?<class '(\w+)'>", r"\2", text)
-    return re.sub(r'^Parser key "([^"]+)":', r'\1:', text)
-
-
-class KTArgumentParser(LightningArgumentParser):
-    def error(self, message: str, ex: Exception | None = None):
-        # jsonargparse prints the whole usage (a hundred lines) and a nested report; kt prints one line.
-        # Parsers that do not exit on error (jsonargparse tries Union subtypes with them) keep raising theirs.
-        if not self.exit_on_error:
-            return super().error(message, ex)
-        raise UsageError(f"{one_line(message)} ({self._help_hint(message)})")
-
-    def _help_hint(self, message: str) -> str:
-        subcommands = LightningCLI.subcommands()
-        # The subcommand: in this parser's name, or named by the main parser ("Subcommand 'fit' ...", "fit.model").
-        words = self.prog.split() + re.findall(r"Subcommand '(\w+)'|\b(\w+)\.\w", message)
-        words = [w if isinstance(w, str) else "".join(w) for w in words]
-        named = [w for w in words if w in subcommands]
-        if not named:
-            return "see `kt --help`"
-        # An option of the model or data class: point at that class's own help.
-        component = re.match(r'Parser key "(model|data)":', message)
-        cls = re.search(r"class_path '[\w.]*?(\w+)'", message)
-        if component and cls:
-            return f"`kt {named[0]} --{component.group(1)}.help {cls.group(1)}` lists its options"
-        return f"`kt {named[0]} --help` lists the options"
-
-
-class HelpFormatter(RawDescriptionHelpFormatter, DefaultHelpFormatter):
-    """jsonargparse's help, with the epilog's line breaks (the tools and shipped configs) kept."""
-
-
 class KTCLI(LightningCLI):
+    """LightningCLI with kt's callbacks, the monitored metric chosen by the model, checkpoints read safely
+    (weights_only, only kt models), ``--ckpt_path last`` across runs, and no log folder for evaluation runs
+    unless ``--trainer.logger`` is given."""
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # Always-on callbacks, configured under their own keys (checkpoint.*, early_stopping.*, ...).
         parser.add_lightning_class_args(ResumableCheckpoint, "checkpoint")
@@ -137,53 +108,51 @@ class KTCLI(LightningCLI):
         # "auto": monitor what the model declares (e.g. DKT: val/auc, max), in that metric's direction.
         parser.set_defaults({"checkpoint.monitor": AUTO, "early_stopping.monitor": AUTO})
 
-    def instantiate_classes(self) -> None:
-        config = self.config[self.subcommand] if self.subcommand else self.config
-        model_class = _import(config.model.class_path)
-        for key in ("checkpoint", "early_stopping"):
-            if config[key].monitor == AUTO:
-                config[key].monitor = getattr(model_class, "monitor", "val/loss")
-                config[key].mode = getattr(model_class, "monitor_mode", "min")
-        super().instantiate_classes()
-        if self.subcommand and self.config_init[self.subcommand].get("ckpt_path") == "last":
-            self._resolve_last()
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Lightning's, with YAML errors located in their file, and a checkpoint given as ``--ckpt_path FILE``
+        read here, safely, by :meth:`use_checkpoint_hparams`.
 
-    def _resolve_last(self) -> None:
-        """``--ckpt_path last``: the experiment's newest last.ckpt, whichever run (version folder) wrote it."""
-        ckpt = find_last_checkpoint(self.trainer)
-        if ckpt is None and self.subcommand != "fit":
-            raise InputError("--ckpt_path last: no last*.ckpt in this experiment's checkpoint folders")
-        if ckpt is None:
-            # As Lightning does: "last" can be set before the first run.
-            rank_zero_warn("--ckpt_path last: no last*.ckpt in this experiment's folders; starting from scratch")
-            self.config_init[self.subcommand]["ckpt_path"] = None
-            return
-        rank_zero_info(f"--ckpt_path last: {ckpt}")
-        # From here on as if the path had been given: the model's hyperparameters (and data state) are read
-        # from the checkpoint, and everything is instantiated again with them.
-        self.config[self.subcommand]["ckpt_path"] = str(ckpt)
-        self._parse_ckpt_path()
-        super().instantiate_classes()
-        if self.subcommand == "fit":
-            continue_version(self.trainer, ckpt)
-
-    def _parse_ckpt_path(self) -> None:
-        """Lightning's, but the checkpoint is read safely (weights_only, one clear error) and may only name a kt model.
-
-        The checkpoint's hyperparameters (with the data state: vocabulary, features, scaler) become the model's
-        config, so data is encoded the way the model was trained.
-        """
+        The path is taken out of the config until :meth:`before_instantiate_classes`: Lightning would read the
+        checkpoint again in between, trusting the class path written in the file and without kt's errors."""
+        self.command_line = [str(a) for a in (sys.argv[1:] if args is None else args)]
+        try:
+            super().parse_arguments(parser, args)
+        except UsageError as err:
+            where = yaml_error([*trainer_config_files(), *config_files(self.command_line)])
+            if where is None or "<unicode string>" not in str(err):
+                raise
+            raise UsageError(where) from None
+        self.checkpoint_path = None
         subcommand = self.config.get("subcommand")
-        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if not ckpt_path:
+        if subcommand is None:
             return
-        if not Path(ckpt_path).is_file():
-            if ckpt_path in SPECIAL_CKPT_PATHS or "://" in str(ckpt_path) or str(ckpt_path).startswith("registry"):
-                return
+        # Checkpoints hold only tensors and plain values: never unpickle code from a file. Trainer.fit/validate/
+        # test/predict take weights_only, so the config passes it on.
+        if self.config[subcommand].get("weights_only") is False:
+            raise InputError("--weights_only false is not supported: kt checkpoints load with weights_only=true")
+        self.config[subcommand]["weights_only"] = True
+        ckpt_path = self.config[subcommand].get("ckpt_path")
+        if ckpt_path and not self.resolved_by_lightning(str(ckpt_path)):
+            self.use_checkpoint_hparams(str(ckpt_path))
+            self.config[subcommand]["ckpt_path"] = None
+            self.checkpoint_path = str(ckpt_path)
+
+    @staticmethod
+    def resolved_by_lightning(ckpt_path: str) -> bool:
+        """``best``, ``hpc``, a URL or a registry name: not a local file, Lightning finds it (``last``: kt does)."""
+        if Path(ckpt_path).is_file():
+            return False
+        return ckpt_path in SPECIAL_CKPT_PATHS or "://" in ckpt_path or ckpt_path.startswith("registry")
+
+    def use_checkpoint_hparams(self, ckpt_path: str) -> None:
+        """The checkpoint's hyperparameters (with the data state: vocabulary, features, scaler) become the
+        model's config, so data is encoded the way the model was trained. The checkpoint is read with
+        weights_only (one clear error for anything else) and may only name a kt model."""
+        subcommand = self.config.subcommand
         checkpoint = read_checkpoint(ckpt_path)
         cls = checkpoint_model_class(checkpoint, ckpt_path)  # never a class path the file chooses
         configured = self.config[subcommand].get("model")
-        if configured is not None and configured.get("class_path") and _import(configured.class_path) is not cls:
+        if configured is not None and configured.get("class_path") and import_class(configured.class_path) is not cls:
             # Otherwise the checkpoint's model would meet the config's data and fail far from the cause.
             raise InputError(
                 f"checkpoint {ckpt_path} holds a {cls.__name__} model, but the config's model is "
@@ -201,35 +170,62 @@ class KTCLI(LightningCLI):
         except UsageError as err:
             raise UsageError(f"checkpoint {ckpt_path}: hyperparameters that {cls.__name__} refuses: {err}") from None
 
-    def _run_subcommand(self, subcommand: str) -> None:
-        # A run stopped by bad input leaves nothing behind: not even the (empty) log folder it just created.
-        # Predictions are written atomically at the end and checkpoints only after a validated epoch.
-        log_dir = getattr(self.trainer.logger, "log_dir", None) if self.trainer.logger else None
-        fresh = Path(log_dir) if log_dir and not Path(log_dir).exists() else None
-        try:
-            super()._run_subcommand(subcommand)
-        except InputError:
-            if fresh is not None and fresh.is_dir() and not any(fresh.rglob("*.ckpt")):
-                shutil.rmtree(fresh, ignore_errors=True)
-            raise
+    def before_instantiate_classes(self) -> None:
+        """The config's last touches: the monitored metric, the checkpoint to start from, and no logger for
+        validate/test/predict unless the command line asks for one."""
+        self.set_monitor(self.config[self.subcommand] if self.subcommand else self.config)
+        if self.subcommand is None:
+            return
+        config = self.config[self.subcommand]
+        if self.checkpoint_path is not None:
+            config["ckpt_path"] = self.checkpoint_path
+        elif config.get("ckpt_path") == "last":
+            self.resolve_last()
+            config = self.config[self.subcommand]
+        if self.subcommand != "fit" and not asks_for_logger(self.command_line):
+            # The experiment config's logger is for training runs: an evaluation writes no version folder.
+            config.trainer.logger = False
 
-    def _prepare_subcommand_kwargs(self, subcommand: str) -> dict[str, Any]:
-        kwargs = super()._prepare_subcommand_kwargs(subcommand)
-        if "weights_only" in self._subcommand_method_arguments[subcommand]:
-            # Checkpoints hold only tensors and plain values: never unpickle code from a file.
-            if kwargs.get("weights_only") is False:
-                raise InputError("--weights_only false is not supported: kt checkpoints load with weights_only=true")
-            kwargs["weights_only"] = True
-        return kwargs
+    @staticmethod
+    def set_monitor(config: Namespace) -> None:
+        """``monitor: auto``: the metric the model class declares, in its direction (default val/loss, min)."""
+        model_class = import_class(config.model.class_path)
+        for key in ("checkpoint", "early_stopping"):
+            if config[key].monitor == AUTO:
+                config[key].monitor = getattr(model_class, "monitor", "val/loss")
+                config[key].mode = getattr(model_class, "monitor_mode", "min")
 
+    def resolve_last(self) -> None:
+        """``--ckpt_path last``: the experiment's newest last.ckpt, whichever run (version folder) wrote it;
+        ``kt fit`` continues in that run's folder (the logger's ``version``)."""
+        config = self.config[self.subcommand]
+        logger = build_logger(config.trainer)
+        default_root = config.trainer.get("default_root_dir") or os.getcwd()
+        ckpt = newest_last_checkpoint(checkpoint_folders([config.checkpoint.get("dirpath")], logger, default_root))
+        if ckpt is None and self.subcommand != "fit":
+            raise InputError("--ckpt_path last: no last*.ckpt in this experiment's checkpoint folders")
+        if ckpt is None:
+            # As Lightning does: "last" can be set before the first run.
+            rank_zero_warn("--ckpt_path last: no last*.ckpt in this experiment's folders; starting from scratch")
+            config["ckpt_path"] = None
+            return
+        rank_zero_info(f"--ckpt_path last: {ckpt}")
+        self.use_checkpoint_hparams(str(ckpt))  # a new self.config
+        config = self.config[self.subcommand]
+        config["ckpt_path"] = str(ckpt)
+        version = checkpoint_version(ckpt, logger.root_dir) if hasattr(logger, "root_dir") else None
+        if self.subcommand == "fit" and version is not None:
+            configured = logger_config(config.trainer)
+            if isinstance(configured, Namespace) and configured.get("init_args") is not None:
+                configured.init_args["version"] = version
+            else:
+                rank_zero_warn("--ckpt_path last: the logger is not configured by class_path; a new version folder")
 
-class SaveConfigToRunFolder(SaveConfigCallback):
-    """Saves the run's config.yaml into its version folder. A run without a logger has no such folder, and
-    Lightning would write the file into the working directory instead: such a run saves no config."""
-
-    def setup(self, trainer, pl_module, stage: str) -> None:
-        if trainer.logger is not None:
-            super().setup(trainer, pl_module, stage)
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """Lightning's, plus :class:`DiscardFailedRun` for the log folder this run is about to create."""
+        trainer = super().instantiate_trainer(**kwargs)
+        trainer.callbacks.append(DiscardFailedRun(trainer.logger))
+        return trainer
 
 
 def run_cli(args: list[str] | None = None, run: bool = True) -> KTCLI:

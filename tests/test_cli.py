@@ -84,3 +84,74 @@ def test_help_documents_model_options(capsys):
     out = capsys.readouterr().out
     for option in ("--model.hidden_size", "--model.optimizer {adam,adamw,sgd}", "--model.dropout"):
         assert option in out
+
+
+def error_line(capsys, args: list[str]) -> str:
+    """`kt ARGS` must fail with exit code 2 and one `kt: error:` line; that line."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kt: error: "), lines
+    return lines[0].removeprefix("kt: error: ")
+
+
+@pytest.mark.parametrize(
+    ("option", "error"),
+    [
+        ("--trainer.max_epo", "unrecognized arguments: --trainer.max_epo 3 (`kt fit --help` lists the options)"),
+        ("--seed_everyth", "unrecognized arguments: --seed_everyth 3 (`kt fit --help` lists the options)"),
+        ("--model.init_args.hidden", "model: Problem with given class_path 'kt.tracing.DKT': Option 'hidden' is "
+                                     "not accepted (`kt fit --model.help DKT` lists its options)"),
+    ],
+)
+def test_abbreviated_options_are_errors(capsys, option, error):
+    # argparse would take a prefix of exactly one option as that option; a typo must not do that silently.
+    assert error_line(capsys, ["fit", *TINY, option, "3"]) == error
+
+
+def test_unknown_class_lists_the_known_ones(capsys):
+    from kt.core.checkpoints import model_registry
+
+    error = error_line(capsys, ["fit", "--model", "kt.tracing.NoSuchModel"])
+    assert error == (f"model: no class 'kt.tracing.NoSuchModel'; known: {', '.join(sorted(model_registry()))} "
+                     "(`kt fit --model.help NAME` lists one's options)")
+    error = error_line(capsys, ["test", "--model", "DKT", "--data", "NoData"])
+    assert error.startswith("data: no class 'NoData'; known: Assist2009DataModule, CovidDataModule, ")
+
+
+def test_yaml_syntax_error_names_the_file_and_line(tmp_path, capsys):
+    path = tmp_path / "broken.yaml"
+    path.write_text("trainer:\n  max_epochs: 2\n  callbacks: [a, b\nmodel: DKT\n")
+    error = error_line(capsys, ["fit", "--config", str(path)])
+    assert error.startswith(f"{path}, line 4, column 6: not valid YAML: "), error
+
+
+def test_a_failing_run_leaves_no_log_folder(tmp_path, capsys):
+    logs = tmp_path / "logs"
+    args = ["fit", "--model", "DKT", "--data", "Assist2009DataModule", "--data.data_dir", str(tmp_path),
+            "--data.download", "false", "--trainer.logger.init_args.save_dir", str(logs)]
+    assert "not found" in error_line(capsys, args)
+    assert not logs.exists()
+    # A folder that was there before the run stays, with what was in it.
+    (logs / "default" / "version_0").mkdir(parents=True)
+    (logs / "default" / "version_0" / "notes.txt").write_text("mine")
+    assert "not found" in error_line(capsys, args)
+    assert sorted(p.relative_to(logs).as_posix() for p in logs.rglob("*")) == [
+        "default", "default/version_0", "default/version_0/notes.txt"]
+
+
+def test_evaluation_runs_write_no_log_folder_unless_asked(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the configs' logger writes to ./lightning_logs
+    fit = run_cli(["fit", *TINY, "--trainer.max_epochs", "1"])
+    ckpt = fit.trainer.checkpoint_callback.last_model_path
+    runs = tmp_path / "lightning_logs" / "dkt_synthetic"
+    assert [p.name for p in runs.iterdir()] == ["version_0"]
+    for subcommand in ("validate", "test", "predict"):
+        cli = run_cli([subcommand, *TINY, "--ckpt_path", ckpt, "--prediction_writer.output_path", "p.csv"])
+        assert cli.trainer.logger is None
+    assert [p.name for p in runs.iterdir()] == ["version_0"]
+    # Asked for on the command line: a logger, and its folder.
+    cli = run_cli(["test", *TINY, "--ckpt_path", ckpt, "--trainer.logger.init_args.save_dir", "eval_logs"])
+    log_dir = Path(cli.trainer.logger.log_dir).resolve()
+    assert log_dir.is_dir() and log_dir.relative_to(tmp_path).parts[:2] == ("eval_logs", "dkt_synthetic")

@@ -11,7 +11,10 @@ Three things make a resumed run equal to an uninterrupted one:
   and puts them back when the restarted training starts.
 
 ``--ckpt_path last`` finds the newest ``last*.ckpt`` of the experiment (:func:`find_last_checkpoint`);
-``kt fit`` then continues in that run's version folder, so its checkpoints and curves stay together.
+``kt fit`` then continues in that run's version folder (:func:`checkpoint_version`), so its checkpoints and
+curves stay together.
+
+Private Lightning members are used here and nowhere else in kt, each with the reason next to it.
 """
 
 from __future__ import annotations
@@ -41,6 +44,14 @@ class ResumableCheckpoint(ModelCheckpoint):
             when training ends. For models whose epochs take milliseconds (the COVID MLP runs thousands),
             where writing a checkpoint every epoch costs more than the epoch; a crash then loses at most
             this many epochs. Best checkpoints are written on every improvement either way.
+
+    Lightning 2.6's public options cannot say this: ``save_last`` writes ``last.ckpt`` only beside a top-k
+    (best) checkpoint, so after an epoch without improvement it still holds an older epoch (reported
+    upstream as Lightning-AI/pytorch-lightning#19107 and #19189: "a last.ckpt copy whenever a checkpoint
+    file gets saved"); ``every_n_train_steps`` counts global steps rather than batches of the epoch, writes
+    top-k files too, and with a monitored validation metric defers its save to the end of validation
+    (see Lightning-AI/pytorch-lightning#20075). So this class writes ``last.ckpt`` itself, through the two
+    private ``ModelCheckpoint`` members named below; everything else is public hooks and attributes.
     """
 
     def __init__(
@@ -60,6 +71,11 @@ class ResumableCheckpoint(ModelCheckpoint):
         self._last_saved_step: int | None = None
         self._at_epoch_end = False
 
+    # Private override: `_save_last_checkpoint` is the one method every last.ckpt write of ModelCheckpoint goes
+    # through (beside a new best, when training ends, on an exception), and it keeps `last_model_path`, the
+    # file name and the removal of the previous last.ckpt consistent. Overriding it is the only way to thin
+    # out the end-of-epoch writes (`last_every_n_epochs`) and to know which step last.ckpt holds; there is no
+    # public hook per write (Lightning-AI/pytorch-lightning#19107, #19189).
     def _save_last_checkpoint(self, trainer: Trainer, monitor_candidates: dict) -> None:
         # Only the end-of-epoch writes (Lightning's beside a new best, and ours) are thinned out; the others
         # (mid-epoch, on an exception, at the end of training) always write.
@@ -73,50 +89,50 @@ class ResumableCheckpoint(ModelCheckpoint):
         final = trainer.should_stop or (trainer.max_epochs is not None and epochs_done >= trainer.max_epochs)
         return final or epochs_done % self.last_every_n_epochs == 0
 
+    def write_last(self, trainer: Trainer) -> None:
+        """Write ``last.ckpt`` now, unless it already holds this step (e.g. written beside a new best)."""
+        if not self.save_last or trainer.sanity_checking or trainer.fast_dev_run:
+            return
+        if self._last_saved_step != trainer.global_step:
+            # Private call: `_monitor_candidates` is the metrics dictionary `_save_last_checkpoint` formats the
+            # file name with (e.g. `last-{epoch}`); ModelCheckpoint builds it no other way.
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # Training can end where no write was due (e.g. max_steps, or a stop requested after the save).
         super().on_train_end(trainer, pl_module)
-        if self.save_last and self._last_saved_step not in (None, trainer.global_step):
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        if self._last_saved_step is not None:
+            self.write_last(trainer)
 
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         every = self.last_every_n_batches
-        if not every or not self.save_last or self._should_skip_saving_checkpoint(trainer):
-            return
         done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
         # The epoch's last batch is left to the end-of-epoch save (after validation).
-        if done % every == 0 and done < trainer.num_training_batches:
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        if every and done % every == 0 and done < trainer.num_training_batches:
+            self.write_last(trainer)
 
-    # Lightning 2.6 refreshes last.ckpt only when it also saves a best (top-k) checkpoint, so after an epoch
-    # without improvement last.ckpt would still hold an older epoch. Here it is written after every epoch
-    # (or every last_every_n_epochs), in the hook where the parent saves (after it: a new best is saved
-    # first, with last.ckpt beside it).
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._at_epoch_end = True
+        # A new best found by the epoch's validation is written here by the parent, with last.ckpt beside it:
+        # that last.ckpt is an end-of-epoch write (thinned out by last_every_n_epochs); one after a
+        # validation in the middle of an epoch (val_check_interval < 1) is not.
+        self._at_epoch_end = trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
         try:
             super().on_validation_end(trainer, pl_module)
-            if not self._should_save_on_train_epoch_end(trainer):
-                self._refresh_last(trainer)
         finally:
             self._at_epoch_end = False
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # After the epoch's validation (and early stopping's decision): the parent saves its best here or
+        # already did in on_validation_end; last.ckpt is then refreshed whether or not the epoch improved.
         self._at_epoch_end = True
         try:
             super().on_train_epoch_end(trainer, pl_module)
-            if self._should_save_on_train_epoch_end(trainer):
-                self._refresh_last(trainer)
+            self.write_last(trainer)
         finally:
             self._at_epoch_end = False
-
-    def _refresh_last(self, trainer: Trainer) -> None:
-        # Skipped when this step was saved already (e.g. as a new best, with last.ckpt beside it).
-        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
 def _capture() -> dict:
@@ -169,35 +185,39 @@ class RNGStates(Callback):
             self._pending = None
 
 
-def _version_folders(root: Path) -> list[Path]:
-    return [p for p in root.glob("version_*") if p.is_dir()]
+def checkpoint_folders(dirpaths: list, logger: Any, default_root_dir: str | Path) -> list[Path]:
+    """Where an experiment's checkpoints are: the checkpoint callbacks' own folders (``dirpaths``) where they
+    have one, else every ``version_*/checkpoints`` of the logger's folder (each run gets a new version
+    folder), else ``<default_root_dir>/checkpoints`` (a run without a logger)."""
+    folders = [Path(d) for d in dirpaths if d]
+    if folders:
+        return folders
+    root = getattr(logger, "root_dir", None) if logger is not None else None
+    if root is not None:
+        return [v / "checkpoints" for v in Path(root).glob("version_*") if v.is_dir()]
+    return [Path(default_root_dir) / "checkpoints"]
 
 
-def find_last_checkpoint(trainer: Trainer) -> Path | None:
-    """The newest ``last*.ckpt`` of this experiment: in the checkpoint callbacks' own folders where they
-    have one, else in every ``version_*/checkpoints`` of the logger's folder (a restarted run gets a new
-    version folder, so Lightning's own ``"last"``, which looks only in the new run's folder, finds none)."""
-    folders: list[Path] = []
-    for callback in trainer.checkpoint_callbacks:
-        if getattr(callback, "dirpath", None):
-            folders.append(Path(callback.dirpath))
-    if not folders:
-        logger = trainer.logger
-        root = Path(logger.root_dir) if logger is not None and hasattr(logger, "root_dir") else None
-        if root is not None:
-            folders += [v / "checkpoints" for v in _version_folders(root)]
-        else:
-            folders.append(Path(trainer.default_root_dir) / "checkpoints")
+def newest_last_checkpoint(folders: list[Path]) -> Path | None:
+    """The newest ``last*.ckpt`` in ``folders``, whichever run (version folder) wrote it.
+
+    Lightning's own ``ckpt_path="last"`` looks only in the new run's checkpoint folder, which a restarted
+    run (a new version folder) has not written yet, so it finds nothing to resume
+    (Lightning-AI/pytorch-lightning#17606, #2735)."""
     found = [p for folder in folders if folder.is_dir() for p in folder.glob("last*.ckpt")]
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
-def continue_version(trainer: Trainer, ckpt: Path) -> None:
-    """Point the logger (TensorBoard or CSV) at the checkpoint's ``version_N`` folder, so the resumed run
-    keeps writing there and its checkpoint callback gets back its best score and last path."""
-    logger = trainer.logger
+def find_last_checkpoint(trainer: Trainer) -> Path | None:
+    """The newest ``last*.ckpt`` of the experiment ``trainer`` is configured for."""
+    dirpaths = [getattr(c, "dirpath", None) for c in trainer.checkpoint_callbacks]
+    return newest_last_checkpoint(checkpoint_folders(dirpaths, trainer.logger, trainer.default_root_dir))
+
+
+def checkpoint_version(ckpt: Path, logger_root: str | Path) -> int | None:
+    """N when ``ckpt`` is in ``<logger_root>/version_N/checkpoints/``: the run to continue, by passing
+    ``version=N`` to the logger, so a resumed run keeps writing its curves and checkpoints there."""
     match = re.fullmatch(r"version_(\d+)", ckpt.parent.parent.name)
-    if logger is None or match is None or not hasattr(logger, "_version") or not hasattr(logger, "root_dir"):
-        return
-    if ckpt.parent.parent.parent.resolve() == Path(logger.root_dir).resolve():
-        logger._version = int(match.group(1))
+    if match is None or ckpt.parent.parent.parent.resolve() != Path(logger_root).resolve():
+        return None
+    return int(match.group(1))

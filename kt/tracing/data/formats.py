@@ -11,7 +11,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from kt.core.download import sha256sum
 from kt.core.errors import InputError
-from kt.tracing.data.sequences import Interactions, _sort_key
+from kt.tracing.data.sequences import Interactions, skill_sort_key
 
 
 def read_three_line(path: str | Path) -> Interactions:
@@ -84,7 +84,7 @@ def _numeric(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
 
 def _join_skills(frame: pd.DataFrame, order: np.ndarray, correct: np.ndarray):
     """One row per problem (order_id): its skills sorted and joined with ``_`` into one token."""
-    frame = frame.assign(_order=order, _correct=correct, _key=frame["skill_id"].map(_sort_key))
+    frame = frame.assign(_order=order, _correct=correct, _key=frame["skill_id"].map(skill_sort_key))
     frame = frame.sort_values(["_order", "_key"], kind="stable")
     grouped = frame.groupby("_order", sort=False)
     joined = grouped["skill_id"].agg("_".join)

@@ -57,7 +57,7 @@ class Interactions:
         return [self.subset(np.sort(p)) for p in parts]
 
 
-def _sort_key(skill: str) -> tuple:
+def skill_sort_key(skill: str) -> tuple:
     # Numeric ids sort as numbers (2 before 10); names sort as text, after all numbers.
     try:
         return (0, float(skill), skill)
@@ -75,7 +75,7 @@ class SkillVocabulary:
     @classmethod
     def build(cls, *sources: Interactions, names: dict[str, str] | None = None) -> SkillVocabulary:
         seen = {str(s) for source in sources for seq in source.skills for s in np.unique(seq)}
-        skills = sorted(seen, key=_sort_key)
+        skills = sorted(seen, key=skill_sort_key)
         names = names or {}
         return cls(skills, [str(names.get(s, "")) for s in skills])
 
@@ -98,7 +98,7 @@ class SkillVocabulary:
         index = order[pos]
         unknown = table[index] != skills
         if unknown.any():
-            bad = sorted(set(np.asarray(skills)[unknown].tolist()), key=_sort_key)[:10]
+            bad = sorted(set(np.asarray(skills)[unknown].tolist()), key=skill_sort_key)[:10]
             raise InputError(
                 f"{where or 'input'}: skill id(s) {', '.join(bad)} are not in the model's vocabulary "
                 f"of {len(self)} skills (known: {self.skills[0]} .. {self.skills[-1]})"
