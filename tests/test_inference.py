@@ -99,7 +99,7 @@ def test_knowledge_tracer_from_a_loaded_checkpoint(tmp_path):
         full = torch.sigmoid(model(index, torch.tensor([[c for _, c in answers]])))[0, -1].numpy()
     np.testing.assert_allclose(tracer.probability_vector("alice"), full, atol=1e-5, rtol=0)
     _, mlp_path = fit_mlp(tmp_path)
-    with pytest.raises(InputError, match="holds a MLPRegressor; knowledge tracing needs a DKT checkpoint"):
+    with pytest.raises(InputError, match="holds a MLPRegressor; knowledge tracing needs a DKT, DKVMN, SAKT or AKT"):
         KnowledgeTracer.from_checkpoint(str(mlp_path))
 
 
