@@ -7,6 +7,7 @@ from typing import Literal
 
 import torch
 
+from kt.core.errors import InputError
 from kt.core.module import Optimizer, Scheduler
 from kt.tracing.models.base import KnowledgeTracingModel
 from kt.tracing.nets.dkvmn import DKVMNNet
@@ -67,3 +68,8 @@ class DKVMN(KnowledgeTracingModel):
         memory = self.net.write(memory, skill, correct)
         every_skill = torch.arange(self.hparams.num_skills, device=memory.device)[None]
         return memory, self.net.read(memory, every_skill)[0]
+
+    def export_module(self):
+        # A trace would record the loop over time steps for the example's length only.
+        raise InputError("DKVMN updates its memory in a Python loop over time steps, which `kt export` (tracing) "
+                         "cannot carry to other sequence lengths; it cannot be exported")
