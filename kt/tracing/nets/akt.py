@@ -1,9 +1,10 @@
 """Attentive Knowledge Tracing (Ghosh, Heffernan & Lan, KDD 2020), without the Rasch question embeddings.
 
 Three attention stages, each with *monotonic attention*: the scaled dot product of query t and key tau is
-multiplied by ``exp(-theta * d(t, tau))`` before the softmax, with a learnable ``theta = softplus(.) > 0`` per
-head and the context-aware distance ``d(t, tau) = |t - tau| * sum_{tau < t' <= t} gamma(t, t')``, where gamma
-are the attention weights of the plain dot product (treated as constants: no gradient flows through d).
+multiplied by ``exp(-theta * sqrt(d(t, tau)))`` before the softmax, with a learnable ``theta = softplus(.) > 0`` per
+head and the context-aware distance ``d(t, tau) = |t - tau| * sum gamma(t, t')`` over the keys t' after tau that
+step t may attend to, where gamma are the attention weights of the plain dot product (treated as constants: no
+gradient flows through d).
 
 * the question encoder: self-attention over the exercise embeddings x, steps <= t (no feed-forward layer);
 * the knowledge encoder: self-attention over the interaction embeddings y, steps <= t;
@@ -15,7 +16,7 @@ The retrieved knowledge, concatenated with the exercise embedding, goes through 
 Readings taken (all as in the authors' reference implementation where the paper is silent):
 without Rasch embeddings the exercise embedding x_t is the skill's embedding and the interaction embedding
 y_t = x_t + g(answer_t) (one learned vector per answer value); queries and keys share one projection
-(``kq_same``); ``sqrt`` is applied to the distance before the decay; the decay factor is clamped to
+(``kq_same``); the decay uses ``sqrt(d)`` where the paper writes ``d``; the decay factor is clamped to
 [1e-5, 1e5]; every attention layer is followed by residual + layer norm and, except the question encoder's, a
 feed-forward layer with residual + layer norm; with ``num_blocks`` > 1 the knowledge encoder stacks its
 layers first, then question-encoder and retriever layers alternate. There are no position embeddings:
