@@ -104,7 +104,10 @@ def test_knowledge_tracer_from_a_loaded_checkpoint(tmp_path):
 
 
 def test_registry_is_every_model_in_the_task_packages(monkeypatch):
-    assert model_registry() == {"DKT": DKT, "MLPRegressor": MLPRegressor, "CNN": kt.vision.CNN}
+    assert model_registry() == {
+        "DKT": DKT, "DKVMN": kt.tracing.DKVMN, "SAKT": kt.tracing.SAKT, "AKT": kt.tracing.AKT,
+        "MLPRegressor": MLPRegressor, "CNN": kt.vision.CNN,
+    }
 
     class NewModel(DKT):
         pass
@@ -163,7 +166,8 @@ def test_kt_test_refuses_a_checkpoint_that_runs_code(evil_checkpoint, capsys):
         ({"epoch": 1}, "has no model weights"),
         ({"state_dict": {}}, "is not a kt checkpoint: it does not say which model wrote it"),
         ({"state_dict": {}, "kt_model": "Transformer"},
-         "written by model 'Transformer', which this kt does not have \\(known: CNN, DKT, MLPRegressor\\)"),
+         "written by model 'Transformer', which this kt does not have "
+         "\\(known: AKT, CNN, DKT, DKVMN, MLPRegressor, SAKT\\)"),
     ],
 )
 def test_not_a_kt_checkpoint(tmp_path, content, message):
