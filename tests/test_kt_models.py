@@ -273,3 +273,17 @@ def test_every_model_is_in_the_registry():
 
     assert {"DKT", "DKVMN", "SAKT", "AKT"} <= set(model_registry())
 
+
+
+def test_dkt_keeps_its_checkpoint_keys():
+    """DKT checkpoints written before the shared base class still load: same state_dict keys and hyperparameters."""
+    model = DKT(num_skills=4, emb_size=3, hidden_size=5)
+    assert sorted(model.state_dict()) == [
+        "net.embedding.weight", "net.head.bias", "net.head.weight", "net.rnn.bias_hh_l0", "net.rnn.bias_ih_l0",
+        "net.rnn.weight_hh_l0", "net.rnn.weight_ih_l0",
+    ]
+    assert list(model.hparams) == [
+        "num_skills", "emb_size", "hidden_size", "num_layers", "dropout", "backbone", "xlstm_blocks", "slstm_at",
+        "xlstm_heads", "lambda_r", "lambda_w1", "lambda_w2", "score_positions", "optimizer", "lr", "weight_decay",
+        "momentum", "scheduler", "data_state",
+    ]
