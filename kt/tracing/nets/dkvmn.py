@@ -5,9 +5,9 @@ each concept and is rewritten after every answer (erase, then add). The correlat
 are the softmax of its key embedding against the key memory; they decide how much of each memory slot is read
 for the prediction and how much is written after the answer.
 
-Readings taken where the paper leaves a choice open (both as in the authors' reference implementation):
-the initial value memory is a learned parameter shared by all students, and the read content is concatenated
-with the exercise's key embedding before the tanh summary layer.
+Readings taken: the initial value memory is a learned parameter shared by all students (as in the authors'
+reference implementation; the paper does not say); the summary is the paper's f_t = tanh(W1 [r_t, k_t] + b1)
+on the key embedding itself (the reference implementation first passes k_t through a 50-unit tanh layer).
 """
 
 from __future__ import annotations
