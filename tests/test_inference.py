@@ -98,12 +98,15 @@ def test_knowledge_tracer_from_a_loaded_checkpoint(tmp_path):
         full = torch.sigmoid(model(index, torch.tensor([[c for _, c in answers]])))[0, -1].numpy()
     np.testing.assert_allclose(tracer.probability_vector("alice"), full, atol=1e-5, rtol=0)
     _, mlp_path = fit_mlp(tmp_path)
-    with pytest.raises(InputError, match="holds a MLPRegressor; knowledge tracing needs a DKT checkpoint"):
+    with pytest.raises(InputError, match="holds a MLPRegressor; knowledge tracing needs a DKT, DKVMN, SAKT or AKT"):
         KnowledgeTracer.from_checkpoint(str(mlp_path))
 
 
 def test_registry_is_every_model_in_the_task_packages(monkeypatch):
-    assert model_registry() == {"DKT": DKT, "MLPRegressor": MLPRegressor, "CNN": kt.vision.CNN}
+    assert model_registry() == {
+        "DKT": DKT, "DKVMN": kt.tracing.DKVMN, "SAKT": kt.tracing.SAKT, "AKT": kt.tracing.AKT,
+        "MLPRegressor": MLPRegressor, "CNN": kt.vision.CNN,
+    }
 
     class NewModel(DKT):
         pass
@@ -162,7 +165,8 @@ def test_kt_test_refuses_a_checkpoint_that_runs_code(evil_checkpoint, capsys):
         ({"epoch": 1}, "has no model weights"),
         ({"state_dict": {}}, "is not a kt checkpoint: it does not say which model wrote it"),
         ({"state_dict": {}, "kt_model": "Transformer"},
-         "written by model 'Transformer', which this kt does not have \\(known: CNN, DKT, MLPRegressor\\)"),
+         "written by model 'Transformer', which this kt does not have "
+         "\\(known: AKT, CNN, DKT, DKVMN, MLPRegressor, SAKT\\)"),
     ],
 )
 def test_not_a_kt_checkpoint(tmp_path, content, message):

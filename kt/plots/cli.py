@@ -82,8 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-y", nargs="+", default=[], metavar="PANEL", help="panels on a log scale, e.g. mse")
 
     p = add("knowledge-state", knowledge_state,
-            "a student's knowledge state under a DKT checkpoint (the DKT paper's heatmap)", "knowledge_state.png")
-    p.add_argument("checkpoint", help="a DKT checkpoint written by `kt fit` (best or last.ckpt)")
+            "a student's knowledge state under a DKT, DKVMN, SAKT or AKT checkpoint (the DKT paper's heatmap)",
+            "knowledge_state.png")
+    p.add_argument("checkpoint", help="a knowledge-tracing checkpoint written by `kt fit` (best or last.ckpt)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--data-file", help="3-line file: per student a length line, skill ids, 0/1 answers")
     source.add_argument("--predictions", help="CSV of `kt predict` (columns student, step, skill_id, correct)")

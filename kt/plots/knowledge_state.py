@@ -1,4 +1,5 @@
-"""A student's knowledge state under a trained DKT model: P(correct) on each skill after each answer."""
+"""A student's knowledge state under a trained knowledge-tracing model (DKT, DKVMN, SAKT, AKT): P(correct) on
+each skill after each answer."""
 
 from __future__ import annotations
 
@@ -89,8 +90,8 @@ def plot_knowledge_state(
 
 
 def load_dkt(path: str | Path):
-    """A DKT checkpoint on the CPU, in eval mode, read safely by :func:`kt.load_checkpoint`; a clear error when
-    it is missing, not a checkpoint, or another model's."""
+    """A knowledge-tracing checkpoint on the CPU, in eval mode, read safely by :func:`kt.load_checkpoint`; a clear
+    error when it is missing, not a checkpoint, or another kind of model's."""
     from kt.tracing.knowledge_state import KnowledgeTracer
 
     return KnowledgeTracer.from_checkpoint(str(path)).model
@@ -100,7 +101,7 @@ def student_sequence(
     student: str, data_file: str | Path | None = None, predictions: str | Path | None = None
 ) -> tuple[list[str], list[int]]:
     """One student's skill ids and answers, from a 3-line file (``student`` = 0-based position in it) or from
-    a DKT ``kt predict`` CSV (columns ``student``, ``step``, ``skill_id``, ``correct``)."""
+    a knowledge-tracing ``kt predict`` CSV (columns ``student``, ``step``, ``skill_id``, ``correct``)."""
     if (data_file is None) == (predictions is None):
         raise InputError("give exactly one of a 3-line data file and a predictions CSV")
     if data_file is not None:
@@ -115,11 +116,11 @@ def student_sequence(
         return [str(s) for s in data.skills[i]], [int(a) for a in data.correct[i]]
     path = Path(predictions)
     if not path.is_file():
-        raise InputError(f"{path}: no such file; expected the CSV written by `kt predict` with a DKT model")
+        raise InputError(f"{path}: no such file; expected the CSV of `kt predict` with a tracing model")
     frame = pd.read_csv(path, dtype={"student": str, "skill_id": str})
     missing = [c for c in ("student", "step", "skill_id", "correct") if c not in frame.columns]
     if missing:
-        raise InputError(f"{path}: missing column(s) {', '.join(missing)} (expected DKT `kt predict` output)")
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)} (expected `kt predict` output)")
     rows = frame[frame["student"] == str(student)].sort_values("step")
     if rows.empty:
         known = ", ".join(frame["student"].drop_duplicates().head(5))

@@ -1,4 +1,4 @@
-"""Step-by-step knowledge tracing: each student's recurrent state, updated one answer at a time.
+"""Step-by-step knowledge tracing: each student's state, updated one answer at a time.
 
     from kt.tracing.knowledge_state import KnowledgeTracer
     tracer = KnowledgeTracer.from_checkpoint("lightning_logs/dkt_assist2009/version_0/checkpoints/best.ckpt")
@@ -6,34 +6,38 @@
     tracer.add("alice", skill_id="30", correct=0)
     tracer.probabilities("alice")     # {skill_id: P(next answer on that skill is correct)}
 
-An update runs the network on one interaction from the stored state, so it costs the same at step 1000 as at
-step 1, and gives the same numbers as running the whole sequence (tested to 1e-5 in float32).
+Any knowledge-tracing model works: the state is what its :meth:`knowledge_step` keeps (DKT: the recurrent
+state; DKVMN: the value memory; SAKT, AKT: the past interactions). For DKT and DKVMN an update runs the network
+on one interaction from the stored state, so it costs the same at step 1000 as at step 1; SAKT and AKT attend
+over the stored history. Every model gives the same numbers as running the whole sequence (tested to 1e-5 in
+float32).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 
 from kt.core.errors import InputError
-from kt.tracing.models.dkt import DKT
-from kt.tracing.nets.dkt import RecurrentState
+from kt.tracing.models.base import KnowledgeTracingModel
 
 
 @dataclass
 class _Student:
-    state: RecurrentState
-    logits: torch.Tensor  # (num_skills,): the network's output after the latest interaction
+    state: Any  # the model's knowledge_step state
+    logits: torch.Tensor  # (num_skills,): the logits of the next answer on each skill
     steps: int = 0
     history: list[tuple[str, int]] = field(default_factory=list)
 
 
 class KnowledgeTracer:
-    """Keeps one recurrent state per student for a trained :class:`~kt.tracing.DKT` model."""
+    """Keeps one state per student for a trained knowledge-tracing model (:class:`~kt.tracing.DKT`,
+    :class:`~kt.tracing.DKVMN`, :class:`~kt.tracing.SAKT`, :class:`~kt.tracing.AKT`)."""
 
-    def __init__(self, model: DKT) -> None:
+    def __init__(self, model: KnowledgeTracingModel) -> None:
         if model.net is None or model.vocabulary is None:
             raise InputError("the model has no skill vocabulary: load a checkpoint written by `kt fit`")
         self.model = model.eval()
@@ -43,12 +47,14 @@ class KnowledgeTracer:
 
     @classmethod
     def from_checkpoint(cls, path: str, map_location: str | torch.device = "cpu") -> KnowledgeTracer:
-        """From a DKT checkpoint alone, read safely by :func:`kt.load_checkpoint` (weights_only)."""
+        """From a knowledge-tracing checkpoint alone, read safely by :func:`kt.load_checkpoint` (weights_only)."""
         from kt.core.checkpoints import load_checkpoint  # kt.core.checkpoints imports every model; only needed here
 
         model = load_checkpoint(path, map_location=map_location)
-        if not isinstance(model, DKT):
-            raise InputError(f"{path} holds a {type(model).__name__}; knowledge tracing needs a DKT checkpoint")
+        if not isinstance(model, KnowledgeTracingModel):
+            raise InputError(
+                f"{path} holds a {type(model).__name__}; knowledge tracing needs a DKT, DKVMN, SAKT or AKT checkpoint"
+            )
         return cls(model)
 
     @property
@@ -72,11 +78,11 @@ class KnowledgeTracer:
         skill = self.skill_index(skill_id)
         previous = self._students.get(student)
         device = self.model.device
-        skills = torch.tensor([[skill]], device=device)
-        answers = torch.tensor([[int(correct)]], device=device)
-        logits, state = self.model.net(skills, answers, previous.state if previous else None)
-        record = previous or _Student(state, logits[0, -1])
-        record.state, record.logits = state, logits[0, -1]
+        skills = torch.tensor([skill], device=device)
+        answers = torch.tensor([int(correct)], device=device)
+        state, logits = self.model.knowledge_step(previous.state if previous else None, skills, answers)
+        record = previous or _Student(state, logits)
+        record.state, record.logits = state, logits
         record.steps += 1
         record.history.append((str(skill_id), int(correct)))
         self._students[student] = record
