@@ -1,17 +1,21 @@
 """Five-fold cross-validation of a DKT config on the DKVMN ASSISTments 2009 folds (trainK / validK).
 
-    python scripts/cv_dkt_assist2009.py --data-dir ../shared/data/assist2009
-    python scripts/cv_dkt_assist2009.py --data-dir DIR --folds 1 2 -- --model.init_args.hidden_size 100
+    python scripts/experiments/cv_dkt.py --data-dir ../shared/data/assist2009
+    python scripts/experiments/cv_dkt.py --data-dir DIR --folds 1 2 -- --model.init_args.hidden_size 100
+    python scripts/experiments/cv_dkt.py --data-dir DIR --results cv.jsonl   # resumable: skips finished folds
 
 Each fold runs `kt fit` with the config (default configs/dkt_assist2009.yaml), training on
 assist2009_updated_trainK.csv and validating on assist2009_updated_validK.csv; the fold's score is the
 best validation AUC (the checkpoint kept). Arguments after `--` go to `kt fit` unchanged. Prints one line
 per fold, then mean ± std (sample standard deviation) of AUC and accuracy, seconds per epoch and parameters.
+With ``--results``, each fold's result is appended to that file (one JSON line) as soon as it finishes, and
+a rerun skips the folds already there (same config and arguments), so an interrupted run can be resumed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from pathlib import Path
@@ -20,7 +24,7 @@ import torch
 
 from kt.cli import run_cli
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_fold(config: str, data_dir: str, fold: int, extra: list[str], log_dir: str) -> dict:
@@ -62,12 +66,27 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True, help="folder with assist2009_updated_train1..5/valid1..5")
     parser.add_argument("--folds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--log-dir", default="lightning_logs/cv_dkt_assist2009")
+    parser.add_argument("--results", help="JSON-lines file of finished folds: appended to, and read to skip them")
     args, extra = parser.parse_known_args()
     extra = [a for a in extra if a != "--"]
 
+    setting = {"config": args.config, "extra": extra}
+    done = {}
+    if args.results and Path(args.results).is_file():
+        for line in Path(args.results).read_text().splitlines():
+            record = json.loads(line)
+            if record["setting"] == setting:
+                done[record["fold"]] = record["result"]
     results = []
     for fold in args.folds:
-        result = run_fold(args.config, args.data_dir, fold, extra, args.log_dir)
+        if fold in done:
+            result = done[fold]
+        else:
+            result = run_fold(args.config, args.data_dir, fold, extra, args.log_dir)
+            if args.results:
+                Path(args.results).parent.mkdir(parents=True, exist_ok=True)
+                with open(args.results, "a") as handle:
+                    handle.write(json.dumps({"setting": setting, "fold": fold, "result": result}) + "\n")
         results.append(result)
         print(f"fold {fold}: val AUC {result['auc']:.4f}, acc {result['acc']:.4f}, {result['epochs']} epochs, "
               f"{result['seconds_per_epoch']:.1f} s/epoch", flush=True)

@@ -12,6 +12,7 @@ from torchmetrics.classification import BinaryAccuracy, BinaryAUROC
 
 from kt.core.errors import InputError
 from kt.core.module import BaseModule, Optimizer, Scheduler
+from kt.core.predictions import ORDER_COLUMN
 from kt.tracing.data.sequences import SkillVocabulary
 from kt.tracing.nets.dkt import Backbone, DKTLogits, DKTNet
 
@@ -170,10 +171,15 @@ class DKT(BaseModule):
         hp = self.hparams
         logits = self(batch["skills"], batch["correct"])
         logit, target = self._scored(batch, logits)
-        loss = F.binary_cross_entropy_with_logits(logit, target)
+        losses = F.binary_cross_entropy_with_logits(logit, target, reduction="none")
+        mean_loss = losses.mean() if losses.numel() else losses.sum()
         # sync_dist: under DDP the epoch's loss is averaged over every process's batches (a no-op otherwise).
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=target.numel(),
+        self.log("train/loss", mean_loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=target.numel(),
                  sync_dist=True)
+        # Length-bucketed batches hold very different numbers of answers. Divided by the epoch's mean answers
+        # per batch rather than by its own count, every answer of the epoch weighs the same (and the step
+        # size is that of a batch mean on average); a batch mean would let batches of short windows dominate.
+        loss = losses.sum() / batch["loss_norm"] if "loss_norm" in batch else mean_loss
         if hp.lambda_r or hp.lambda_w1 or hp.lambda_w2:
             terms = self.dkt_plus_terms(logits, batch)
             loss = loss + hp.lambda_r * terms["reconstruction"] + hp.lambda_w1 * terms["waviness_l1"] \
@@ -209,7 +215,7 @@ class DKT(BaseModule):
         vocab = self.vocabulary
         steps = (batch["start"][:, None] + torch.arange(mask.shape[1], device=mask.device))[mask]
         skill_index = batch["skills"][mask].cpu().numpy()
-        return {
+        rows = {
             "student": [s for s, n in zip(batch["student"], lengths) for _ in range(n)],
             "step": steps,
             "skill_id": [vocab.skills[i] for i in skill_index] if vocab else skill_index,
@@ -217,3 +223,7 @@ class DKT(BaseModule):
             "correct": batch["correct"][mask],
             "p_correct": prob[mask],
         }
+        if "window" in batch:
+            # Batches may come in length order: the writer sorts the rows back into input order by this.
+            rows[ORDER_COLUMN] = batch["window"][:, None].expand_as(mask)[mask]
+        return rows
