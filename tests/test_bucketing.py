@@ -201,3 +201,17 @@ def test_predictions_in_input_order_and_metrics_as_without_bucketing(tmp_path):
         for bucket in ("true", "false")
     ]
     assert aucs[0].item() == pytest.approx(aucs[1].item(), abs=1e-6)
+
+
+@pytest.mark.parametrize("backbone", ["lstm", "gru"])
+def test_packed_sequences_give_the_padded_outputs_on_real_steps(backbone):
+    from kt.tracing.nets.dkt import DKTNet
+
+    torch.manual_seed(0)
+    net = DKTNet(5, 8, 8, num_layers=2, backbone=backbone).eval()
+    batch = collate_windows(window_dataset()[[0, 1, 2, 3, 4, 5]])
+    padded, _ = net(batch["skills"], batch["correct"])
+    packed, _ = net(batch["skills"], batch["correct"], lengths=batch["mask"].sum(1))
+    mask = batch["mask"]
+    assert not mask.all()  # there is padding to skip
+    torch.testing.assert_close(packed[mask], padded[mask], rtol=1e-5, atol=1e-6)

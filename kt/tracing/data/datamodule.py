@@ -62,8 +62,8 @@ class KnowledgeTracingDataModule(LightningDataModule):
         self.split_seed = split_seed
         self.num_workers = num_workers
         self.bucket = bucket
-        # Default: no more steps than the largest batch without bucketing (batch_size whole windows).
-        self.eval_tokens = eval_tokens or batch_size * (self.eval_seq_len + 1)
+        # Default: the steps of a full training batch, so evaluating whole histories needs no more memory.
+        self.eval_tokens = eval_tokens or batch_size * (seq_len + 1)
         self.vocab: SkillVocabulary | None = None
         self.datasets: dict[str, WindowDataset] = {}
 

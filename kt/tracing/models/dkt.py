@@ -123,7 +123,8 @@ class DKT(BaseModule):
         Both are (batch, time - 1), aligned with steps 1..time-1; the mask of real steps is
         ``batch["mask"][:, 1:]``.
         """
-        return self._next_step(self(batch["skills"], batch["correct"]), batch)
+        lengths = batch["mask"].sum(1) if "mask" in batch else None
+        return self._next_step(self.net(batch["skills"], batch["correct"], lengths=lengths)[0], batch)
 
     @staticmethod
     def _next_step(logits: torch.Tensor, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,7 +134,9 @@ class DKT(BaseModule):
     def _scored(self, batch: dict, logits: torch.Tensor | None = None, positions: str = "all"):
         """Next-step logits and answers of the scored steps, flattened, in float32 (whatever precision
         the network ran in)."""
-        logits = self(batch["skills"], batch["correct"]) if logits is None else logits
+        if logits is None:
+            # Evaluation: packed sequences skip the padding (faster there on the CPU; padded in training).
+            logits = self.net(batch["skills"], batch["correct"], lengths=batch["mask"].sum(1))[0]
         logit, answer = self._next_step(logits, batch)
         real = batch["mask"][:, 1:]
         if positions == "first":

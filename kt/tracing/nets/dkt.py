@@ -6,6 +6,7 @@ from typing import Literal
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from kt.tracing.nets.xlstm import XLSTMStack
 
@@ -50,18 +51,34 @@ class DKTNet(nn.Module):
         self.head = nn.Linear(hidden_size, num_skills)
 
     def forward(
-        self, skills: torch.Tensor, correct: torch.Tensor, state: RecurrentState | None = None
+        self,
+        skills: torch.Tensor,
+        correct: torch.Tensor,
+        state: RecurrentState | None = None,
+        lengths: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, RecurrentState]:
         """``skills``, ``correct``: (batch, time) int64. Returns logits (batch, time, num_skills) and the
-        recurrent state after the last step (to continue a sequence step by step)."""
+        recurrent state after the last step (to continue a sequence step by step).
+
+        ``lengths`` (the real steps of each right-padded sequence): an LSTM or GRU then runs on a packed
+        sequence and skips the padding; outputs at padded steps are those of a zero hidden state, and the
+        returned state is each sequence's after its last real step. Packing pays on the CPU in evaluation,
+        where batches mix lengths more, but is over twice as slow as padding in training within
+        length-bucketed batches (measured, see docs/tracing.md); the xLSTM stack always runs padded.
+        """
         x = self.embedding(skills + self.num_skills * correct)
-        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        packed = lengths is not None and not isinstance(self.rnn, XLSTMStack)
+        if packed:
+            x = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        if skills.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
             # oneDNN has no reduced-precision LSTM on every CPU ("could not create a primitive descriptor"
             # under bf16-mixed): keep the recurrence in float32 there. On CUDA, autocast handles the RNN.
             with torch.autocast("cpu", enabled=False):
                 hidden, state = self.rnn(x.float(), state)
         else:
             hidden, state = self.rnn(x, state)
+        if packed:
+            hidden, _ = pad_packed_sequence(hidden, batch_first=True, total_length=skills.shape[1])
         return self.head(self.dropout(hidden)), state
 
 
