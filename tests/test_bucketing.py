@@ -193,7 +193,8 @@ def test_predictions_in_input_order_and_metrics_as_without_bucketing(tmp_path):
     assert students == sorted(students, key=int)
     assert (bucketed.groupby("student", sort=False)["step"].apply(lambda s: (s.diff().dropna() == 1).all())).all()
     # The same rows as without bucketing, and the same probabilities (padding changes nothing).
-    assert bucketed[["student", "step", "skill_id", "correct"]].equals(plain[["student", "step", "skill_id", "correct"]])
+    columns = ["student", "step", "skill_id", "correct"]
+    assert bucketed[columns].equals(plain[columns])
     np.testing.assert_allclose(bucketed["p_correct"], plain["p_correct"], rtol=1e-5, atol=1e-6)
     # Metrics on real steps only: the same AUC with and without bucketing (different padding).
     aucs = [
