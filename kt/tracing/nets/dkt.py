@@ -67,7 +67,8 @@ class DKTNet(nn.Module):
         length-bucketed batches (measured, see docs/tracing.md); the xLSTM stack always runs padded.
         """
         x = self.embedding(skills + self.num_skills * correct)
-        packed = lengths is not None and not isinstance(self.rnn, XLSTMStack)
+        # A batch without padding gains nothing from packing.
+        packed = lengths is not None and not isinstance(self.rnn, XLSTMStack) and bool(lengths.min() < x.shape[1])
         if packed:
             x = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         if skills.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
