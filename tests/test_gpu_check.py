@@ -16,7 +16,7 @@ def test_without_a_gpu_it_exits_3_with_one_line(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT), CUDA_VISIBLE_DEVICES="", PYTHONWARNINGS="ignore")
     out = tmp_path / "table.md"
     done = subprocess.run([sys.executable, str(SCRIPT), "--out", str(out)], env=env, capture_output=True,
-                          text=True, timeout=120, cwd=tmp_path)
+                          text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 3
     assert done.stdout == ""
     assert done.stderr.strip().splitlines() == ["gpu_check: no CUDA GPU visible; nothing measured (exit 3)"]

@@ -34,39 +34,39 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from lightning.pytorch import Callback, Trainer, seed_everything
 
-from kt.tracing import DKT, Assist2009DataModule, SyntheticKTDataModule
-from kt.vision.idx import write_idx
-from kt.vision.mnist import MNISTDataModule
-from kt.vision.models import CNN
+# Lightning and kt are imported once a GPU is known to be there: without one, the script answers at once.
 
 CONFIGS = Path(__file__).resolve().parents[2] / "kt" / "configs"
 NO_GPU = 3
 PRECISIONS = ["32", "16-mixed", "bf16-mixed"]
 
 
-class Meter(Callback):
-    """Seconds and units (real interactions or images) of the training steps after the warm-up."""
+def meter(warmup: int, units):
+    """A callback adding up the seconds and units (real interactions or images) of the training steps after
+    the warm-up."""
+    from lightning.pytorch import Callback
 
-    def __init__(self, warmup: int, units) -> None:
-        self.warmup, self.units = warmup, units
-        self.seconds, self.count, self.step = 0.0, 0, 0
+    class Meter(Callback):
+        def __init__(self) -> None:
+            self.seconds, self.count, self.step = 0.0, 0, 0
 
-    def _sync(self, module) -> None:
-        if module.device.type == "cuda":
-            torch.cuda.synchronize(module.device)
+        def _sync(self, module) -> None:
+            if module.device.type == "cuda":
+                torch.cuda.synchronize(module.device)
 
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self._sync(pl_module)
-        self._start = time.perf_counter()
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            self._sync(pl_module)
+            self._start = time.perf_counter()
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self._sync(pl_module)
-        self.step += 1
-        if self.step > self.warmup:
-            self.seconds += time.perf_counter() - self._start
-            self.count += self.units(batch)
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            self._sync(pl_module)
+            self.step += 1
+            if self.step > warmup:
+                self.seconds += time.perf_counter() - self._start
+                self.count += units(batch)
+
+    return Meter()
 
 
 def config_args(name: str, section: str) -> dict:
@@ -81,6 +81,10 @@ class Task:
     unit: str
 
     def build(self, data_dir: Path | None, scratch: Path):
+        from kt.tracing import DKT, Assist2009DataModule, SyntheticKTDataModule
+        from kt.vision.mnist import MNISTDataModule
+        from kt.vision.models import CNN
+
         if self.name.startswith("DKT"):
             model_args = config_args("dkt_assist2009", "model")
             if "xLSTM" in self.name:
@@ -115,6 +119,8 @@ class Task:
 
 def synthetic_images(folder: Path) -> Path:
     """IDX files of 28 x 28 noise with a bright bar whose row is the class (learnable in a few hundred steps)."""
+    from kt.vision.idx import write_idx
+
     if folder.is_dir():
         return folder
     folder.mkdir(parents=True)
@@ -129,21 +135,23 @@ def synthetic_images(folder: Path) -> Path:
 
 
 def run(task: Task, accelerator: str, precision: str, data_dir: Path | None, scratch: Path, warmup: int) -> dict:
+    from lightning.pytorch import Trainer, seed_everything
+
     seed_everything(0)
     model, data = task.build(data_dir, scratch)
-    meter = Meter(warmup, task.units)
+    timer = meter(warmup, task.units)
     trainer = Trainer(
         accelerator=accelerator, devices=1, precision=precision, max_steps=task.steps, max_epochs=-1,
         limit_val_batches=1.0, val_check_interval=None, check_val_every_n_epoch=None, num_sanity_val_steps=0,
         logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        callbacks=[meter],
+        callbacks=[timer],
     )
     if accelerator == "gpu":
         torch.cuda.reset_peak_memory_stats()
     trainer.fit(model, datamodule=data)
     metric = trainer.validate(model, datamodule=data, verbose=False)[0][task.metric]
     return {
-        "rate": meter.count / meter.seconds if meter.seconds else float("nan"),
+        "rate": timer.count / timer.seconds if timer.seconds else float("nan"),
         "memory": torch.cuda.max_memory_allocated() / 2**20 if accelerator == "gpu" else float("nan"),
         "metric": metric,
         "data": type(data).__name__ + ("" if task.name.startswith("DKT") else f" ({data.data_dir.name})"),
