@@ -29,12 +29,19 @@ def write_csv_atomically(frame: pd.DataFrame, path: str | Path) -> None:
         raise
 
 
+# A column of sort keys a predict_step may return when its batches are not in input order: the rows are
+# stably sorted by it, and it is left out of the file.
+ORDER_COLUMN = "_order"
+
+
 def _column(values: Any) -> Sequence:
     return values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else values
 
 
 class PredictionWriter(BasePredictionWriter):
     """Writes what ``predict_step`` returns (a dict of equal-length columns per batch) to one CSV file.
+
+    Rows come in batch order, or sorted (stably) by an ``ORDER_COLUMN`` column, which is not written.
 
     Args:
         output_path: the CSV to write at the end of ``kt predict``.
@@ -51,5 +58,7 @@ class PredictionWriter(BasePredictionWriter):
         batches = [b for group in predictions for b in (group if isinstance(group, list) else [group])]
         frames = [pd.DataFrame({k: _column(v) for k, v in batch.items()}) for batch in batches]
         frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        if ORDER_COLUMN in frame:
+            frame = frame.sort_values(ORDER_COLUMN, kind="stable").drop(columns=ORDER_COLUMN)
         write_csv_atomically(frame, self.output_path)
         rank_zero_info(f"Wrote {len(frame):,} prediction rows to {self.output_path}")

@@ -2,17 +2,21 @@
 
     python scripts/experiments/cv_dkt.py --data-dir DIR        # DIR: the DKVMN folds; or set KT_DATA_DIR
     python scripts/experiments/cv_dkt.py --data-dir DIR --folds 1 2 -- --model.init_args.hidden_size 100
+    python scripts/experiments/cv_dkt.py --data-dir DIR --results cv.jsonl   # resumable: skips finished folds
 
 Each fold runs `kt fit` with the config (``--config``: a shipped config's name, default ``dkt_assist2009``,
 or a path), training on
 assist2009_updated_trainK.csv and validating on assist2009_updated_validK.csv; the fold's score is the
 best validation AUC (the checkpoint kept). Arguments after `--` go to `kt fit` unchanged. Prints one line
 per fold, then mean ± std (sample standard deviation) of AUC and accuracy, seconds per epoch and parameters.
+With ``--results``, each fold's result is appended to that file (one JSON line) as soon as it finishes, and
+a rerun skips the folds already there (same config and arguments), so an interrupted run can be resumed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import time
@@ -64,12 +68,27 @@ def main() -> None:
                         help="folder with assist2009_updated_train1..5/valid1..5 (default: $KT_DATA_DIR/assist2009)")
     parser.add_argument("--folds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--log-dir", default="lightning_logs/cv_dkt_assist2009")
+    parser.add_argument("--results", help="JSON-lines file of finished folds: appended to, and read to skip them")
     args, extra = parser.parse_known_args()
     extra = [a for a in extra if a != "--"]
 
+    setting = {"config": args.config, "extra": extra}
+    done = {}
+    if args.results and Path(args.results).is_file():
+        for line in Path(args.results).read_text().splitlines():
+            record = json.loads(line)
+            if record["setting"] == setting:
+                done[record["fold"]] = record["result"]
     results = []
     for fold in args.folds:
-        result = run_fold(args.config, str(args.data_dir), fold, extra, args.log_dir)
+        if fold in done:
+            result = done[fold]
+        else:
+            result = run_fold(args.config, str(args.data_dir), fold, extra, args.log_dir)
+            if args.results:
+                Path(args.results).parent.mkdir(parents=True, exist_ok=True)
+                with open(args.results, "a") as handle:
+                    handle.write(json.dumps({"setting": setting, "fold": fold, "result": result}) + "\n")
         results.append(result)
         print(f"fold {fold}: val AUC {result['auc']:.4f}, acc {result['acc']:.4f}, {result['epochs']} epochs, "
               f"{result['seconds_per_epoch']:.1f} s/epoch", flush=True)

@@ -79,8 +79,13 @@ class Assist2009DataModule(KnowledgeTracingDataModule):
         test_fraction: float = 0.1,
         split_seed: int = 42,
         num_workers: int = 0,
+        bucket: bool = True,
+        eval_tokens: int | None = None,
     ) -> None:
-        super().__init__(seq_len, eval_seq_len, batch_size, val_fraction, test_fraction, split_seed, num_workers)
+        super().__init__(
+            seq_len, eval_seq_len, batch_size, val_fraction, test_fraction, split_seed, num_workers, bucket,
+            eval_tokens,
+        )
         self.data_dir = Path(data_dir)
         self.format = format
         self.files = {"train": train_file, "val": val_file, "test": test_file, "predict": predict_file}

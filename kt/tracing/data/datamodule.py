@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import warnings
 from abc import abstractmethod
 from functools import partial
 
@@ -11,7 +13,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
 from kt.core.data_state import model_data_state
-from kt.core.sampling import EpochSampler, ResumableLoader, global_seed, trained_batches
+from kt.core.sampling import BucketSampler, EpochSampler, ResumableLoader, global_seed, trained_batches
 from kt.tracing.data.sequences import Interactions, SkillVocabulary, WindowDataset, collate_windows, make_windows
 
 STAGES = ("train", "val", "test", "predict")
@@ -28,6 +30,15 @@ class KnowledgeTracingDataModule(LightningDataModule):
     time, batches of even length); ``eval_seq_len`` (default: ``seq_len``) is the window for validation,
     test and predict, where a longer one lets the model keep a student's whole history instead of starting
     from an empty state every ``seq_len`` steps.
+
+    With ``bucket`` on (the default), batches hold windows of similar length, so little time goes into
+    padding: training batches of ``batch_size`` windows sorted by length (with random tie-breaks and a 10%
+    jitter, so batches change every epoch), shuffled per (seed, epoch); evaluation batches of at most
+    ``eval_tokens`` steps, padding included (many short histories or a few long ones), in length order.
+    Training batches then carry the epoch's mean number of scored answers per batch (``loss_norm``), with which
+    the model weighs every answer of the epoch the same (a batch of ten 3-answer windows would otherwise weigh
+    as much as a batch of full windows). ``bucket: false`` gives the previous behaviour: random batches of
+    ``batch_size`` windows padded to the longest, and the mean loss of each batch.
     """
 
     def __init__(
@@ -39,6 +50,8 @@ class KnowledgeTracingDataModule(LightningDataModule):
         test_fraction: float = 0.1,
         split_seed: int = 42,
         num_workers: int = 0,
+        bucket: bool = True,
+        eval_tokens: int | None = None,
     ) -> None:
         super().__init__()
         self.seq_len = seq_len
@@ -48,6 +61,9 @@ class KnowledgeTracingDataModule(LightningDataModule):
         self.test_fraction = test_fraction
         self.split_seed = split_seed
         self.num_workers = num_workers
+        self.bucket = bucket
+        # Default: the steps of a full training batch, so evaluating whole histories needs no more memory.
+        self.eval_tokens = eval_tokens or batch_size * (seq_len + 1)
         self.vocab: SkillVocabulary | None = None
         self.datasets: dict[str, WindowDataset] = {}
 
@@ -110,15 +126,11 @@ class KnowledgeTracingDataModule(LightningDataModule):
         rank_zero_info(f"{len(self.vocab)} skills")
 
     def _loader(self, name: str, train: bool = False) -> DataLoader:
-        """Training: shuffled per (seed, epoch), resumable mid-epoch. Validation and test: in order. Under
-        DDP each process gets its share (training padded to equal shares, evaluation not: every window
-        is scored exactly once, and torchmetrics gathers the states across processes)."""
+        """Training: shuffled per (seed, epoch), resumable mid-epoch. Evaluation: every window once, in a
+        fixed order. Under DDP each process gets its share (training padded to equal shares, evaluation not:
+        every window is scored exactly once, and torchmetrics gathers the states across processes)."""
         dataset = self.datasets[name]
-        sampler = EpochSampler(len(dataset), shuffle=train, pad=train)
         options = dict(
-            batch_size=self.batch_size,
-            sampler=sampler,
-            collate_fn=collate_windows,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
@@ -126,6 +138,20 @@ class KnowledgeTracingDataModule(LightningDataModule):
             # resumed run would see different dropout masks.
             generator=torch.Generator().manual_seed(global_seed()),
         )
+        if self.bucket:
+            lengths = dataset.lengths()
+            if train:
+                sampler = BucketSampler(lengths, batch_size=self.batch_size, shuffle=True, pad=True)
+                answers = sum(n - 1 for n in lengths) / max(math.ceil(len(lengths) / self.batch_size), 1)
+                collate = partial(collate_windows, answers_per_batch=answers)
+            else:
+                sampler = BucketSampler(lengths, max_tokens=self.eval_tokens, shuffle=False, pad=False)
+                collate = collate_windows
+            # The sampler yields whole batches.
+            options.update(batch_size=None, sampler=sampler, collate_fn=collate)
+        else:
+            options.update(batch_size=self.batch_size, sampler=EpochSampler(len(dataset), shuffle=train, pad=train),
+                           collate_fn=collate_windows)
         if train:
             return ResumableLoader(dataset, progress=trained_batches(self), **options)
         return DataLoader(dataset, **options)
@@ -140,6 +166,12 @@ class KnowledgeTracingDataModule(LightningDataModule):
         return self._loader("test")
 
     def predict_dataloader(self) -> DataLoader:
+        if self.bucket:
+            # Batches in length order; the model returns each window's position and the writer puts the rows
+            # back in input order. So Lightning's own batch indices (which it cannot infer from a sampler
+            # that yields batches, and warns about) are not needed.
+            warnings.filterwarnings("ignore", message="Couldn't infer the batch indices fetched")
+            return self._loader("predict")
         # A plain loader: Lightning tracks the order of predictions itself.
         return DataLoader(
             self.datasets["predict"], batch_size=self.batch_size, collate_fn=collate_windows,

@@ -113,6 +113,7 @@ class Window:
     skills: torch.Tensor  # int64 skill indices
     correct: torch.Tensor  # int64 0/1
     first: torch.Tensor | None = None  # bool: the step is its problem's first (when problems are known)
+    index: int = 0  # position among the windows of its split: students in input order, then by start
 
 
 def make_windows(
@@ -137,7 +138,9 @@ def make_windows(
         for start in range(0, max(len(skills) - 1, 0), seq_len):
             end = start + seq_len + 1
             window_first = None if first is None else first[start:end]
-            windows.append(Window(student, start, index[start:end], answers[start:end], window_first))
+            windows.append(
+                Window(student, start, index[start:end], answers[start:end], window_first, len(windows))
+            )
     return windows
 
 
@@ -148,12 +151,21 @@ class WindowDataset(Dataset):
     def __len__(self) -> int:
         return len(self.windows)
 
-    def __getitem__(self, i: int) -> Window:
-        return self.windows[i]
+    def __getitem__(self, i: int | list[int]) -> Window | list[Window]:
+        # A list: a whole batch, from a sampler that yields batches (BucketSampler).
+        return [self.windows[j] for j in i] if isinstance(i, list) else self.windows[i]
+
+    def lengths(self) -> list[int]:
+        return [len(w.skills) for w in self.windows]
 
 
-def collate_windows(windows: list[Window]) -> dict:
-    """Right-pad a batch of windows; ``mask`` marks real steps (padding is never scored)."""
+def collate_windows(windows: list[Window], answers_per_batch: float | None = None) -> dict:
+    """Right-pad a batch of windows; ``mask`` marks real steps (padding is never scored); ``window`` is each
+    window's position in its split (to put predictions back in input order).
+
+    ``answers_per_batch`` (training): the epoch's mean number of scored answers per batch, passed on as
+    ``loss_norm`` so that the loss can weigh every answer of the epoch the same (see ``DKT.training_step``).
+    """
     lengths = torch.tensor([len(w.skills) for w in windows])
     mask = torch.arange(int(lengths.max()))[None, :] < lengths[:, None]
     batch = {
@@ -162,7 +174,10 @@ def collate_windows(windows: list[Window]) -> dict:
         "mask": mask,
         "student": [w.student for w in windows],
         "start": torch.tensor([w.start for w in windows]),
+        "window": torch.tensor([w.index for w in windows]),
     }
+    if answers_per_batch is not None:
+        batch["loss_norm"] = torch.tensor(float(answers_per_batch))
     if all(w.first is not None for w in windows):
         # A window's step 0 repeats the previous window's last step: its flag is never used for scoring.
         batch["first"] = pad_sequence([w.first for w in windows], batch_first=True)

@@ -71,8 +71,13 @@ class SyntheticKTDataModule(KnowledgeTracingDataModule):
         test_fraction: float = 0.2,
         split_seed: int = 42,
         num_workers: int = 0,
+        bucket: bool = True,
+        eval_tokens: int | None = None,
     ) -> None:
-        super().__init__(seq_len, eval_seq_len, batch_size, val_fraction, test_fraction, split_seed, num_workers)
+        super().__init__(
+            seq_len, eval_seq_len, batch_size, val_fraction, test_fraction, split_seed, num_workers, bucket,
+            eval_tokens,
+        )
         self.simulation = dict(
             num_students=num_students,
             num_exercises=num_exercises,

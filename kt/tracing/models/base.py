@@ -21,6 +21,7 @@ from torchmetrics.classification import BinaryAccuracy, BinaryAUROC
 
 from kt.core.errors import InputError
 from kt.core.module import BaseModule
+from kt.core.predictions import ORDER_COLUMN
 from kt.tracing.data.sequences import SkillVocabulary
 
 
@@ -111,10 +112,15 @@ class KnowledgeTracingModel(BaseModule):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         outputs = self.outputs(batch)
         logit, target = self._scored(batch, outputs)
-        loss = F.binary_cross_entropy_with_logits(logit, target)
+        losses = F.binary_cross_entropy_with_logits(logit, target, reduction="none")
+        mean_loss = losses.mean() if losses.numel() else losses.sum()
         # sync_dist: under DDP the epoch's loss is averaged over every process's batches (a no-op otherwise).
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=target.numel(),
+        self.log("train/loss", mean_loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=target.numel(),
                  sync_dist=True)
+        # Length-bucketed batches hold very different numbers of answers. Divided by the epoch's mean answers
+        # per batch rather than by its own count, every answer of the epoch weighs the same (and the step
+        # size is that of a batch mean on average); a batch mean would let batches of short windows dominate.
+        loss = losses.sum() / batch["loss_norm"] if "loss_norm" in batch else mean_loss
         return self.regularised(loss, outputs, batch, target.numel())
 
     def _evaluate(self, batch: dict, stage: str, metrics: MetricCollection) -> None:
@@ -143,7 +149,7 @@ class KnowledgeTracingModel(BaseModule):
         vocab = self.vocabulary
         steps = (batch["start"][:, None] + torch.arange(mask.shape[1], device=mask.device))[mask]
         skill_index = batch["skills"][mask].cpu().numpy()
-        return {
+        rows = {
             "student": [s for s, n in zip(batch["student"], lengths) for _ in range(n)],
             "step": steps,
             "skill_id": [vocab.skills[i] for i in skill_index] if vocab else skill_index,
@@ -151,6 +157,10 @@ class KnowledgeTracingModel(BaseModule):
             "correct": batch["correct"][mask],
             "p_correct": prob[mask],
         }
+        if "window" in batch:
+            # Batches may come in length order: the writer sorts the rows back into input order by this.
+            rows[ORDER_COLUMN] = batch["window"][:, None].expand_as(mask)[mask]
+        return rows
 
     def example_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(skills, correct) of batch 2 and 5 steps (sizes 0 and 1 would be taken as fixed by torch.export)."""

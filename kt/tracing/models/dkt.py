@@ -77,15 +77,19 @@ class DKT(KnowledgeTracingModel):
             hp.xlstm_blocks, hp.slstm_at, hp.xlstm_heads,
         )
 
-    def forward(self, skills: torch.Tensor, correct: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits (batch, time, num_skills): output t is about the answer at step t + 1. ``mask`` (the
-        batch's real steps) lets the xLSTM skip padding; logits at padded steps are then meaningless."""
-        return self.net(skills, correct, mask=mask)[0]
+    def forward(
+        self, skills: torch.Tensor, correct: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits (batch, time, num_skills): output t is about the answer at step t + 1. ``lengths`` (each
+        row's real steps) lets the core skip the padding; logits at padded steps are then meaningless."""
+        return self.net(skills, correct, lengths=lengths)[0]
 
     def outputs(self, batch: dict) -> torch.Tensor:
-        # The xLSTM also gets the mask, to skip the padded steps' work.
-        if self.hparams.backbone == "xlstm" and "mask" in batch:
-            return self(batch["skills"], batch["correct"], batch["mask"])
+        # The xLSTM always skips padded steps' work; LSTM/GRU run packed only in evaluation, where it pays
+        # (in training, within length-bucketed batches, padded runs are faster: docs/benchmarks.md).
+        skip_padding = "mask" in batch and (self.hparams.backbone == "xlstm" or not self.training)
+        if skip_padding:
+            return self(batch["skills"], batch["correct"], batch["mask"].sum(1))
         return self(batch["skills"], batch["correct"])
 
     def export_module(self) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:

@@ -7,6 +7,7 @@ from typing import Literal
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from kt.tracing.nets.while_loop_rnn import while_loop_rnn
 from kt.tracing.nets.xlstm import XLSTMStack
@@ -56,25 +57,35 @@ class DKTNet(nn.Module):
         skills: torch.Tensor,
         correct: torch.Tensor,
         state: RecurrentState | None = None,
-        mask: torch.Tensor | None = None,
+        lengths: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, RecurrentState]:
         """``skills``, ``correct``: (batch, time) int64. Returns logits (batch, time, num_skills) and the
         recurrent state after the last step (to continue a sequence step by step).
 
-        ``mask``: (batch, time) bool, the real steps of right-padded rows. The xLSTM then skips the padded
-        steps' work (their logits are meaningless, the real steps' unchanged); LSTM and GRU ignore it.
+        ``lengths`` (the real steps of each right-padded row) lets the core skip the padding: the xLSTM skips
+        the padded steps' work (their logits are meaningless, the real steps' unchanged); an LSTM or GRU runs
+        on a packed sequence (outputs at padded steps are those of a zero hidden state, and the returned state
+        is each row's after its last real step). Packing pays on the CPU in evaluation, where batches mix
+        lengths more, but is over twice as slow as padding in training within length-bucketed batches
+        (measured, see docs/benchmarks.md), so the model passes lengths to an LSTM/GRU only in evaluation.
         """
         x = self.embedding(skills + self.num_skills * correct)
         rnn = self.rnn
-        if isinstance(rnn, XLSTMStack) and mask is not None:
-            rnn = functools.partial(rnn, lengths=mask.sum(1))
-        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        # A batch without padding gains nothing from packing.
+        packed = lengths is not None and not isinstance(rnn, XLSTMStack) and bool(lengths.min() < x.shape[1])
+        if isinstance(rnn, XLSTMStack) and lengths is not None:
+            rnn = functools.partial(rnn, lengths=lengths)
+        if packed:
+            x = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        if skills.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
             # oneDNN has no reduced-precision LSTM on every CPU ("could not create a primitive descriptor"
             # under bf16-mixed): keep the recurrence in float32 there. On CUDA, autocast handles the RNN.
             with torch.autocast("cpu", enabled=False):
                 hidden, state = rnn(x.float(), state)
         else:
             hidden, state = rnn(x, state)
+        if packed:
+            hidden, _ = pad_packed_sequence(hidden, batch_first=True, total_length=skills.shape[1])
         return self.head(self.dropout(hidden)), state
 
 
