@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import write_three_line
+from helpers import write_three_line
 
 from kt.cli import run_cli
 from kt.core.sampling import BucketSampler, ResumableLoader
