@@ -122,8 +122,9 @@ def fit_fold(config: str, args: list[str], log_dir: Path, name: str, keep_best: 
     model = cli.model
     tracker = BestScore(getattr(model, "monitor", "val/loss"), getattr(model, "monitor_mode", "min"))
     cli.trainer.callbacks.append(tracker)
-    output = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(open(os.devnull, "w"))  # noqa: SIM115
-    with output:
+    with contextlib.ExitStack() as stack:
+        if not verbose:
+            stack.enter_context(contextlib.redirect_stdout(stack.enter_context(open(os.devnull, "w"))))
         cli.trainer.fit(model, datamodule=cli.datamodule)
     checkpoint = cli.trainer.checkpoint_callback.best_model_path if keep_best is not None else None
     return FoldResult(tracker.best, cli.trainer.current_epoch, time.perf_counter() - start, checkpoint or None)

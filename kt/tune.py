@@ -15,13 +15,14 @@ Every key must be one the config's ``kt fit`` parser knows (``kt fit --config X 
 
 A trial runs ``kt fit`` once per fold, in this process, with the trial's values, logging under
 ``OUT/trial_N/fold_K`` and writing no checkpoint. Folds are ``--fold-key`` (default ``data.init_args.fold``)
-0..K-1 with ``--num-folds`` K, or one ``--folds`` string of overrides per fold (the DKVMN fold files of
-knowledge tracing). The trial's score is the mean over folds of the best value of the model's monitored
-validation metric (``val/mse``: minimised; ``val/auc``: maximised); test splits are never looked at. After
-each fold the fold's score is reported to the pruner (``--pruner median``: a trial whose fold score is
-worse than the median of earlier trials' at the same fold stops there, state PRUNED). A trial that raises (a
-value the model refuses, bad input) or scores NaN is recorded as FAIL with the reason in its ``error``
-attribute, and the study goes on.
+0..K-1 with ``--num-folds`` K, or one ``--folds`` string of overrides per fold, e.g. the DKVMN fold files of
+knowledge tracing: ``--folds "--data.init_args.train_file assist2009_updated_train1.csv
+--data.init_args.val_file assist2009_updated_valid1.csv" "...train2.csv ...valid2.csv"``. The trial's score is
+the mean over folds of the best value of the model's monitored validation metric (``val/mse``: minimised;
+``val/auc``: maximised); test splits are never looked at. After each fold the fold's score is reported to the
+pruner (``--pruner median``: a trial whose fold score is worse than the median of earlier trials' at the same
+fold stops there, state PRUNED). A trial that raises (a value the model refuses, bad input) or scores NaN is
+recorded as FAIL with the reason in its ``error`` attribute, and the study goes on.
 
 The study lives in ``--storage`` (default ``OUT/study.db``, SQLite): rerunning the same command resumes it,
 keeping every finished trial; ``--n-trials`` is the number of finished trials (complete, pruned or failed)
@@ -202,6 +203,7 @@ def trials_table(study, space: dict) -> pd.DataFrame:
         for key, spec in space.items():
             row[key] = json.dumps(_decode(spec, t.params[key])) if key in t.params and "choices" in spec \
                 else t.params.get(key)
+        row["epochs"] = " ".join(str(e) for e in t.user_attrs.get("fold_epochs", []))
         row["seconds"] = t.duration.total_seconds() if t.duration else None
         row["error"] = t.user_attrs.get("error", "")
         rows.append(row)
@@ -236,6 +238,7 @@ def make_objective(config: str, extra: list[str], folds: list[list[str]], space:
     def objective(trial: optuna.Trial) -> float:
         values = suggest(trial, space)
         scores: list[float] = []
+        epochs: list[int] = []
         try:
             for k, fold_args in enumerate(folds):
                 result = fit_fold(config, [*extra, *fold_args, *overrides(values)], out / f"trial_{trial.number}",
@@ -243,7 +246,9 @@ def make_objective(config: str, extra: list[str], folds: list[list[str]], space:
                 if math.isnan(result.score):
                     raise InputError(f"fold {k}: the monitored metric was never finite (NaN loss?)")
                 scores.append(result.score)
+                epochs.append(result.epochs)
                 trial.set_user_attr("fold_scores", scores)
+                trial.set_user_attr("fold_epochs", epochs)
                 trial.report(result.score, k)
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"fold {k} score {result.score:.6g}")
