@@ -178,7 +178,7 @@ _ConfigDumper.add_representer(
 )
 
 
-def write_best(study, space: dict, base: str, out: Path, command: str, metric: str) -> None:
+def write_best(study, space: dict, base: str, out: Path, command: str, metric: str, extra: list[str]) -> None:
     best = study.best_trial
     values = {k: _decode(space[k], v) for k, v in best.params.items() if k in space}
     folds = best.user_attrs.get("fold_scores", [])
@@ -188,6 +188,8 @@ def write_best(study, space: dict, base: str, out: Path, command: str, metric: s
         f"# {command}\n"
         f"# Values tuned: {', '.join(values)}\n"
     )
+    if extra:
+        header += f"# The trials also had (not merged here): {shlex.join(extra)}\n"
     text = header + yaml.dump(merged_config(base, values), Dumper=_ConfigDumper, sort_keys=False)
     tmp = out / ".best.yaml.tmp"
     tmp.write_text(text)
@@ -201,13 +203,13 @@ def trials_table(study, space: dict) -> pd.DataFrame:
         for k, score in enumerate(t.user_attrs.get("fold_scores", [])):
             row[f"fold_{k}"] = score
         for key, spec in space.items():
-            row[key] = json.dumps(_decode(spec, t.params[key])) if key in t.params and "choices" in spec \
-                else t.params.get(key)
+            value = _decode(spec, t.params[key]) if key in t.params else None
+            row[key] = json.dumps(value) if isinstance(value, (list, dict)) else value
         row["epochs"] = " ".join(str(e) for e in t.user_attrs.get("fold_epochs", []))
         row["seconds"] = t.duration.total_seconds() if t.duration else None
         row["error"] = t.user_attrs.get("error", "")
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, dtype=object)  # ints stay ints next to the empty cells of pruned or failed trials
 
 
 def write_plot(study, path: Path) -> None:
@@ -337,7 +339,7 @@ def tune(args: argparse.Namespace, extra: list[str], command: str):
     def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         write_csv_atomically(trials_table(study, space), args.out / "trials.csv")
         if any(t.state.name == "COMPLETE" for t in study.trials):
-            write_best(study, space, config, args.out, command, metric)
+            write_best(study, space, config, args.out, command, metric, extra)
             write_plot(study, args.out / "optimization_history.png")
         folds_done = ", ".join(f"{s:.4g}" for s in trial.user_attrs.get("fold_scores", []))
         value = f"{trial.value:.6g}" if trial.value is not None else "-"
@@ -358,7 +360,7 @@ def tune(args: argparse.Namespace, extra: list[str], command: str):
         print(f"{time.perf_counter() - start:.0f} s")
     write_csv_atomically(trials_table(study, space), args.out / "trials.csv")
     if any(t.state.name == "COMPLETE" for t in study.trials):
-        write_best(study, space, config, args.out, command, metric)
+        write_best(study, space, config, args.out, command, metric, extra)
         print(f"best: trial {study.best_trial.number}, {metric} {study.best_value:.6g}; {args.out / 'best.yaml'}")
     else:
         print("no trial completed: no best.yaml")
