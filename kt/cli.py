@@ -50,6 +50,9 @@ AUTO = "auto"
 TOOLS = {
     "plot": ("kt.plots.cli", "pictures: learning curves, knowledge state, confusion matrix, an image batch"),
     "export": ("kt.export", "export a checkpoint's network for use without kt"),
+    "tune": ("kt.tune", "hyperparameter search (Optuna), each trial scored by k-fold cross-validation"),
+    "cv": ("kt.cv", "train a config's k fold models (cross-validation), keeping each fold's best checkpoint"),
+    "predict-ensemble": ("kt.ensemble", "predict with the mean of several models (e.g. `kt cv`'s fold models)"),
 }
 # ckpt_path values that are not files: Lightning resolves them itself (`last` is kt's, see resolve_last).
 SPECIAL_CKPT_PATHS = ("best", "last", "hpc")

@@ -1,20 +1,27 @@
-"""Cross-validated MSE of a kt config on covid.train.csv, with reference models on the same rows.
+"""Cross-validated MSE of kt configs on covid.train.csv, with reference models and fold ensembles on the same rows.
 
 For each fold k of ``--folds`` (``CovidDataModule(fold=k)``): fold k is held out as the test split (no part
 of training sees it, early stopping included), ``valid_ratio`` of the other rows is the validation split that
 early stopping and checkpointing follow, the rest is trained on. The best checkpoint's ``test/mse`` on
 fold k is that fold's score. Also reported, on exactly the same test rows and trained on all the other
-rows: predicting the mean, ordinary least squares on all 116 features and, if scikit-learn is installed
-(it is not a kt dependency), ``StandardScaler + MLPRegressor((64, 32))``.
+rows: predicting the mean, ordinary least squares on all 116 features, ridge regression (standardised, the
+penalty chosen by ``RidgeCV`` on the training rows) and ``StandardScaler + MLPRegressor((64, 32))`` with
+early stopping (scikit-learn's reference models are skipped when it is not installed; it is not a kt
+dependency).
 
     OMP_NUM_THREADS=1 python scripts/experiments/cv_mlp_covid.py --config mlp_covid_tuned --data-dir DIR
+    OMP_NUM_THREADS=1 python scripts/experiments/cv_mlp_covid.py --config mlp_covid_tuned --config mlp_covid_cv
 
-``--config`` is a shipped config's name (``kt/configs/NAME.yaml``) or a path; ``--data-dir`` holds
+``--config`` is a shipped config's name (``kt/configs/NAME.yaml``) or a path (repeatable); ``--data-dir`` holds
 covid.train.csv (default: ``$KT_DATA_DIR/covid``).
 
+``--ensemble-folds J`` also scores each config's fold ensemble: on fold k's non-test rows, ``kt cv`` trains
+the config's J fold models (inner folds of those rows only) and ``kt predict-ensemble`` predicts fold k's
+test rows with their mean.
+
 ``--group-by state`` splits states instead of rows (``CovidDataModule(group_by="state")``, for the reference
-models too): no state has rows on both sides, so no test row's answer is written in a training row
-(``scripts/experiments/covid_windows.py`` shows how often it is with row splits).
+models and the inner folds too): no state has rows on both sides, so no test row's answer is written in a
+training row (``scripts/experiments/covid_windows.py`` shows how often it is with row splits).
 
 ``--seed-split`` also trains once on the seed's split (valid_ratio 0.2, seed 5201314) and reports the best
 checkpoint's validation MSE there.
@@ -43,9 +50,10 @@ def quiet():
 def fit_and_test(config: str, data_dir: Path, workdir: Path, extra: list[str]) -> dict[str, float]:
     """``kt fit`` then ``kt test`` of the best checkpoint; returns the logged test metrics and val/mse."""
     from kt.cli import run_cli
+    from kt.cv import fit_config_args
 
     args = [
-        "--config", config, "--data.init_args.data_dir", str(data_dir),
+        *fit_config_args(config), "--data.init_args.data_dir", str(data_dir),
         "--trainer.logger.init_args.save_dir", str(workdir), "--trainer.enable_progress_bar", "false",
         "--trainer.enable_model_summary", "false",
     ] + extra  # fmt: skip
@@ -57,6 +65,34 @@ def fit_and_test(config: str, data_dir: Path, workdir: Path, extra: list[str]) -
     return {"val/mse": best_val, "epochs": cli.trainer.current_epoch, **metrics}
 
 
+def fold_ensemble(config: str, table, train: np.ndarray, test: np.ndarray, inner_folds: int, workdir: Path,
+                  extra: list[str]) -> float:
+    """Test MSE of the mean of the config's ``inner_folds`` fold models, trained with ``kt cv`` on the
+    ``train`` rows only (written as their own covid.train.csv), predicting the ``test`` rows."""
+    from kt.cv import main as kt_cv
+    from kt.ensemble import checkpoint_paths, predict_ensemble
+
+    workdir.mkdir(parents=True)
+    header = ",".join(table.header)
+    for name, rows in (("covid.train.csv", train), ("heldout.csv", test)):
+        lines = [",".join([table.ids[i], *(f"{v:.17g}" for v in table.values[i])]) for i in rows]
+        (workdir / name).write_text(header + "\n" + "\n".join(lines) + "\n")
+    data = ["--data.init_args.data_dir", str(workdir)]
+    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
+        kt_cv(["--config", config, "--num-folds", str(inner_folds), "--out", str(workdir / "folds"), "--",
+               *data, *extra])
+        pred = predict_ensemble(
+            checkpoint_paths([str(workdir / "folds")]),
+            ["--config", config, *data, "--data.init_args.predict_file", "heldout.csv",
+             "--trainer.logger.init_args.save_dir", str(workdir / "logs"),
+             "--prediction_writer.output_path", str(workdir / "pred.csv"), *extra],
+        )
+    import pandas as pd
+
+    predicted = pd.read_csv(pred).iloc[:, -1].to_numpy()
+    return float(np.mean((predicted - table.values[test, -1]) ** 2))
+
+
 def references(values: np.ndarray, train: np.ndarray, test: np.ndarray) -> dict[str, float]:
     x, y = values[:, :-1], values[:, -1]
     out = {"mean": float(np.mean((y[test] - y[train].mean()) ** 2))}
@@ -64,26 +100,35 @@ def references(values: np.ndarray, train: np.ndarray, test: np.ndarray) -> dict[
     coef, *_ = np.linalg.lstsq(a, y[train], rcond=None)
     out["ols"] = float(np.mean((np.c_[x[test], np.ones(len(test))] @ coef - y[test]) ** 2))
     try:
+        from sklearn.linear_model import RidgeCV
         from sklearn.neural_network import MLPRegressor
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
     except ImportError:
         return out
-    model = make_pipeline(StandardScaler(), MLPRegressor(hidden_layer_sizes=(64, 32), max_iter=2000, random_state=0))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.fit(x[train], y[train])
-    out["sklearn_mlp"] = float(np.mean((model.predict(x[test]) - y[test]) ** 2))
+    models = {
+        "ridge": make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13))),
+        "sklearn_mlp": make_pipeline(StandardScaler(), MLPRegressor(
+            hidden_layer_sizes=(64, 32), early_stopping=True, max_iter=2000, random_state=0)),
+    }
+    for name, model in models.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(x[train], y[train])
+        out[name] = float(np.mean((model.predict(x[test]) - y[test]) ** 2))
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="mlp_covid_tuned", help="a shipped config's name, or a path")
+    parser.add_argument("--config", action="append", help="a kt config, file or shipped name (repeatable; "
+                        "default mlp_covid_tuned)")
     default_dir = Path(os.environ["KT_DATA_DIR"]) / "covid" if os.environ.get("KT_DATA_DIR") else None
     parser.add_argument("--data-dir", type=Path, default=default_dir, required=default_dir is None,
                         help="the folder with covid.train.csv (default: $KT_DATA_DIR/covid)")
     parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--ensemble-folds", type=int, default=0,
+                        help="also score each config's fold ensemble of this many inner folds (0: no)")
     parser.add_argument("--seed-split", action="store_true", help="also train on the seed split")
     parser.add_argument("--no-references", action="store_true")
     parser.add_argument("--group-by", choices=["row", "state"], default="row", help="split rows or states")
@@ -92,8 +137,10 @@ def main() -> None:
     quiet()
     import torch
 
+    from kt.cli import resolve_config
     from kt.tabular.covid import read_covid_csv, split_rows, state_of_rows
 
+    configs = {Path(c).stem: resolve_config(c) for c in (args.config or ["mlp_covid_tuned"])}
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     table = read_covid_csv(args.data_dir / "covid.train.csv")
     groups = state_of_rows(table) if args.group_by == "state" else None
@@ -101,34 +148,36 @@ def main() -> None:
     scores: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         if args.seed_split:
-            start = time.perf_counter()
-            m = fit_and_test(args.config, args.data_dir, Path(tmp), args.kt_arg)
             rows = split_rows(len(table), 0.2, 5201314, groups=groups)
             ref = {} if args.no_references else references(table.values, rows["train"], rows["val"])
-            print(
-                f"seed split (by {args.group_by}): kt val/mse {m['val/mse']:.4f} ({m['epochs']} epochs, "
-                f"{time.perf_counter() - start:.0f} s)"
-                + "".join(f", {k} {v:.4f}" for k, v in ref.items()),
-                flush=True,
-            )
+            line = f"seed split (by {args.group_by}):"
+            for name, config in configs.items():
+                m = fit_and_test(config, args.data_dir, Path(tmp), args.kt_arg)
+                line += f" {name} val/mse {m['val/mse']:.4f} ({m['epochs']} epochs),"
+            print(line + "".join(f" {k} {v:.4f}," for k, v in ref.items()).rstrip(","), flush=True)
         for fold in range(args.folds):
             start = time.perf_counter()
             extra = ["--data.init_args.fold", str(fold), "--data.init_args.num_folds", str(args.folds)]
-            m = fit_and_test(args.config, args.data_dir, Path(tmp), extra + args.kt_arg)
             rows = split_rows(len(table), 0.2, 5201314, fold, args.folds, groups)
             seen = np.concatenate([rows["train"], rows["val"]])
-            ref = {} if args.no_references else references(table.values, seen, rows["test"])
-            scores.setdefault("kt", []).append(m["test/mse"])
-            for k, v in ref.items():
+            fold_scores = {}
+            for name, config in configs.items():
+                m = fit_and_test(config, args.data_dir, Path(tmp), extra + args.kt_arg)
+                fold_scores[name] = m["test/mse"]
+                if args.ensemble_folds:
+                    workdir = Path(tmp) / f"ensemble_{name}_{fold}"
+                    fold_scores[f"{name} ensemble"] = fold_ensemble(
+                        config, table, seen, rows["test"], args.ensemble_folds, workdir, args.kt_arg)
+            if not args.no_references:
+                fold_scores.update(references(table.values, seen, rows["test"]))
+            for k, v in fold_scores.items():
                 scores.setdefault(k, []).append(v)
-            print(
-                f"fold {fold}: kt test/mse {m['test/mse']:.4f} (val {m['val/mse']:.4f}, {m['epochs']} epochs, "
-                f"{time.perf_counter() - start:.0f} s)" + "".join(f", {k} {v:.4f}" for k, v in ref.items()),
-                flush=True,
-            )
-    print(f"{args.folds}-fold test MSE, mean ± std over folds ({args.config}, split by {args.group_by}):")
+            print(f"fold {fold} ({time.perf_counter() - start:.0f} s):"
+                  + ",".join(f" {k} {v:.4f}" for k, v in fold_scores.items()), flush=True)
+    print(f"{args.folds}-fold test MSE, mean ± std over folds (split by {args.group_by}):")
     for name, values in scores.items():
-        print(f"  {name:12s} {np.mean(values):.4f} ± {np.std(values):.4f}")
+        print(f"  {name:24s} {np.mean(values):.4f} ± {np.std(values):.4f}   "
+              f"({' / '.join(f'{v:.3f}' for v in values)})")
 
 
 if __name__ == "__main__":
