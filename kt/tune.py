@@ -109,14 +109,14 @@ def load_space(path: str | Path) -> dict[str, dict]:
 def check_keys(space: dict[str, dict], path: str | Path, config: str, args: list[str]) -> tuple[str, str]:
     """Every key of ``space`` is known to the config's ``kt fit`` parser; returns the model's monitored
     metric and its direction."""
-    from kt.cli import _import, run_cli
+    from kt.cli import import_class, run_cli
 
     fit = run_cli([*fit_config_args(config), *args], run=False).config  # `kt fit`'s parser
     for key in space:
         if key not in fit:
             raise InputError(f"search space {path}: {key}: not an option of this config "
                              f"(`kt fit --config {config} --print_config` lists them)")
-    cls = _import(fit.model.class_path)
+    cls = import_class(fit.model.class_path)
     return getattr(cls, "monitor", "val/loss"), getattr(cls, "monitor_mode", "min")
 
 
