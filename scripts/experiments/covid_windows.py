@@ -14,7 +14,7 @@ seed's, or k-fold) puts those rows on the other side of it. This script, on the 
 * ``lookup``: the leak itself — a test row's answer copied from its successor window when that is in the
   training rows (least squares otherwise).
 
-    python scripts/covid_windows.py --data-dir ../shared/data/covid
+    python scripts/experiments/covid_windows.py --data-dir ../shared/data/covid
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 STATES, DAY = 37, 16  # one-hot state columns, then 16 survey features per day (tested_positive last)
 
 
@@ -49,7 +49,8 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     args = parser.parse_args()
 
-    from kt.tabular.covid import read_covid_csv, split_rows
+    from kt.core.splits import train_val_test
+    from kt.tabular.covid_reader import read_covid_csv
 
     table = read_covid_csv(args.data_dir / "covid.train.csv")
     x, y = table.values[:, :-1], table.values[:, -1]
@@ -73,7 +74,7 @@ def main() -> None:
 
     scores: dict[str, list[float]] = {}
     for fold in range(args.folds):
-        rows = split_rows(len(x), 0.2, 5201314, fold, args.folds)
+        rows = train_val_test(len(x), 0.2, 5201314, fold, args.folds)
         train, test = np.concatenate([rows["train"], rows["val"]]), rows["test"]
         pred, mse = lstsq_mse(x[train], y[train], x[test], y[test])
         scores.setdefault("past only (least squares, all features)", []).append(mse)
@@ -95,7 +96,7 @@ def main() -> None:
         scores.setdefault("two-sided: the same + tested_positive of the next 2 days", []).append(
             lstsq_mse(with_future[tr], y[two][tr], with_future[te], y[two][te])[1]
         )
-    print(f"{args.folds}-fold test MSE, mean ± std (same folds as scripts/cv_mlp_covid.py):")
+    print(f"{args.folds}-fold test MSE, mean ± std (same folds as scripts/experiments/cv_mlp_covid.py):")
     for name, values in scores.items():
         print(f"  {name:58s} {np.mean(values):.4f} ± {np.std(values):.4f}")
 

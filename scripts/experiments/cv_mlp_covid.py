@@ -7,11 +7,11 @@ fold k is that fold's score. Also reported, on exactly the same test rows and tr
 rows: predicting the mean, ordinary least squares on all 116 features and, if scikit-learn is installed
 (it is not a kt dependency), ``StandardScaler + MLPRegressor((64, 32))``.
 
-    OMP_NUM_THREADS=1 python scripts/cv_mlp_covid.py --config configs/mlp_covid_tuned.yaml
+    OMP_NUM_THREADS=1 python scripts/experiments/cv_mlp_covid.py --config configs/mlp_covid_tuned.yaml
 
 ``--group-by state`` splits states instead of rows (``CovidDataModule(group_by="state")``, for the reference
 models too): no state has rows on both sides, so no test row's answer is written in a training row
-(``scripts/covid_windows.py`` shows how often it is with row splits).
+(``scripts/experiments/covid_windows.py`` shows how often it is with row splits).
 
 ``--seed-split`` also trains once on the seed's split (valid_ratio 0.2, seed 5201314) and reports the best
 checkpoint's validation MSE there.
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 
 
 def quiet():
@@ -90,7 +90,8 @@ def main() -> None:
     quiet()
     import torch
 
-    from kt.tabular.covid import read_covid_csv, split_rows, state_of_rows
+    from kt.core.splits import train_val_test
+    from kt.tabular.covid_reader import read_covid_csv, state_of_rows
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     table = read_covid_csv(args.data_dir / "covid.train.csv")
@@ -101,7 +102,7 @@ def main() -> None:
         if args.seed_split:
             start = time.perf_counter()
             m = fit_and_test(args.config, args.data_dir, Path(tmp), args.kt_arg)
-            rows = split_rows(len(table), 0.2, 5201314, groups=groups)
+            rows = train_val_test(len(table), 0.2, 5201314, groups=groups)
             ref = {} if args.no_references else references(table.values, rows["train"], rows["val"])
             print(
                 f"seed split (by {args.group_by}): kt val/mse {m['val/mse']:.4f} ({m['epochs']} epochs, "
@@ -113,7 +114,7 @@ def main() -> None:
             start = time.perf_counter()
             extra = ["--data.init_args.fold", str(fold), "--data.init_args.num_folds", str(args.folds)]
             m = fit_and_test(args.config, args.data_dir, Path(tmp), extra + args.kt_arg)
-            rows = split_rows(len(table), 0.2, 5201314, fold, args.folds, groups)
+            rows = train_val_test(len(table), 0.2, 5201314, fold, args.folds, groups)
             seen = np.concatenate([rows["train"], rows["val"]])
             ref = {} if args.no_references else references(table.values, seen, rows["test"])
             scores.setdefault("kt", []).append(m["test/mse"])
