@@ -13,15 +13,11 @@ from lightning.pytorch import Trainer
 
 from kt.cli import run_cli
 from kt.core.errors import InputError
+from kt.core.splits import train_val_test
 from kt.core.tensor_batches import TensorBatches
-from kt.tabular.covid import (
-    CovidDataModule,
-    feature_names,
-    read_covid_csv,
-    split_rows,
-    state_of_rows,
-    univariate_scores,
-)
+from kt.tabular import CovidDataModule
+from kt.tabular.covid_reader import feature_names, read_covid_csv, state_of_rows
+from kt.tabular.features import univariate_scores
 from kt.tabular.models import MLPRegressor
 
 
@@ -75,40 +71,6 @@ def test_missing_file_and_wrong_header(tmp_path: Path, data_dir: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------------- splits
-def test_seed_split_matches_random_split() -> None:
-    rows = split_rows(2299, 0.2, 5201314)
-    train, valid = torch.utils.data.random_split(
-        range(2299), [1840, 459], generator=torch.Generator().manual_seed(5201314)
-    )
-    assert rows["train"].tolist() == list(train.indices)
-    assert rows["val"].tolist() == list(valid.indices)
-
-
-def test_folds_partition_the_rows() -> None:
-    folds = [split_rows(103, 0.2, 7, k, 5) for k in range(5)]
-    tests = np.concatenate([f["test"] for f in folds])
-    assert sorted(tests.tolist()) == list(range(103))
-    for f in folds:
-        parts = [set(f[name].tolist()) for name in ("train", "val", "test")]
-        assert not (parts[0] & parts[1]) and not (parts[0] & parts[2]) and not (parts[1] & parts[2])
-        assert sum(map(len, parts)) == 103
-
-
-def test_group_split_keeps_every_group_on_one_side() -> None:
-    groups = np.repeat(np.array(list("abcdefghij")), np.arange(1, 11))  # 10 groups of 1..10 rows
-    for fold in [None, 0, 3]:
-        rows = split_rows(len(groups), 0.2, 7, fold, 5, groups)
-        sides = {name: set(groups[idx]) for name, idx in rows.items()}
-        assert not sides["train"] & sides["val"] and not sides["train"] & sides["test"]
-        assert sum(len(rows[n]) for n in ("train", "val")) + (len(rows["test"]) if fold is not None else 0) == 55
-    # Over the folds every group is tested exactly once, and the groups go where a split of 10 rows sends rows.
-    tested = [set(groups[split_rows(len(groups), 0.2, 7, k, 5, groups)["test"]]) for k in range(5)]
-    assert sorted(g for t in tested for g in t) == list("abcdefghij")
-    labels = np.array(list("abcdefghij"))
-    val = split_rows(len(groups), 0.2, 7, groups=groups)["val"]
-    assert set(groups[val]) == set(labels[split_rows(10, 0.2, 7)["val"]])
-
-
 def test_group_by_state_splits_states(tmp_path: Path) -> None:
     states = ["AL", "AK", "AZ", "AR", "CA", "CO"]
     rng = np.random.default_rng(0)
@@ -148,7 +110,7 @@ def test_feature_selection_by_index_name_and_top_k(data_dir: Path) -> None:
     dm = CovidDataModule(data_dir=str(data_dir), top_k=2)
     dm.setup("fit")
     table = read_covid_csv(data_dir / "covid.train.csv")
-    train = split_rows(len(table), 0.2, dm.seed)["train"]
+    train = train_val_test(len(table), 0.2, dm.seed)["train"]
     scores = univariate_scores(table.values[train, :-1], table.values[train, -1])
     assert dm.data_state["columns"] == sorted((np.argsort(-scores)[:2] + 1).tolist())
 
@@ -166,13 +128,13 @@ def test_scaler_and_selection_use_training_rows_only(data_dir: Path, tmp_path: P
     dm = CovidDataModule(data_dir=str(data_dir), top_k=3)
     dm.setup("fit")
     table = read_covid_csv(data_dir / "covid.train.csv")
-    train = split_rows(len(table), 0.2, dm.seed)["train"]
+    train = train_val_test(len(table), 0.2, dm.seed)["train"]
     cols = [c - 1 for c in dm.data_state["columns"]]
     np.testing.assert_allclose(dm.data_state["mean"], table.values[train][:, cols].mean(0))
     np.testing.assert_allclose(dm.data_state["std"], table.values[train][:, cols].std(0))
     # Change every validation row wildly: the state must not move.
     frame = pd.read_csv(data_dir / "covid.train.csv")
-    valid = split_rows(len(table), 0.2, dm.seed)["val"]
+    valid = train_val_test(len(table), 0.2, dm.seed)["val"]
     frame.iloc[valid, 1:] = frame.iloc[valid, 1:] * 100 + 7
     other = tmp_path / "changed"
     other.mkdir()
@@ -205,8 +167,8 @@ def test_tensor_batches_cover_every_row_once() -> None:
     batches = list(TensorBatches({"x": x, "y": x[:, 0]}, batch_size=4, shuffle=True))
     assert [len(b["x"]) for b in batches] == [4, 4, 2]
     assert sorted(torch.cat([b["y"] for b in batches]).tolist()) == list(range(10))
-    (whole,) = TensorBatches({"x": x}, batch_size=4, shuffle=False, whole_epoch=True)
-    assert whole["batch_size"] == 4 and torch.equal(whole["x"], x)
+    in_order = list(TensorBatches({"x": x}, batch_size=4, shuffle=False))
+    assert torch.equal(torch.cat([b["x"] for b in in_order]), x)
 
 
 # ------------------------------------------------------------------------------------------------- model
@@ -232,6 +194,33 @@ def test_metrics_match_numpy(data_dir: Path, tmp_path: Path) -> None:
     assert metrics["test/mse"] == pytest.approx(np.mean((pred - y) ** 2), rel=1e-4)
     assert metrics["test/mae"] == pytest.approx(np.mean(np.abs(pred - y)), rel=1e-4)
     assert metrics["test/r2"] == pytest.approx(1 - np.sum((pred - y) ** 2) / np.sum((y - y.mean()) ** 2), rel=1e-4)
+
+
+def test_gradient_clipping_and_accumulation_match_a_hand_written_loop(data_dir: Path, tmp_path: Path) -> None:
+    """Automatic optimisation: Lightning's gradient_clip_val and accumulate_grad_batches apply as in plain torch."""
+    torch.manual_seed(0)
+    dm = CovidDataModule(data_dir=str(data_dir), batch_size=8)  # 48 training rows: 6 batches, 3 steps of 2
+    model = MLPRegressor(input_size=7, optimizer="sgd", lr=0.05, momentum=0.0)
+    reference = MLPRegressor(input_size=7, optimizer="sgd", lr=0.05, momentum=0.0)
+    reference.load_state_dict(model.state_dict())
+    trainer = Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                      enable_model_summary=False, default_root_dir=tmp_path, num_sanity_val_steps=0,
+                      limit_val_batches=0, accumulate_grad_batches=2, gradient_clip_val=0.5)  # fmt: skip
+    trainer.fit(model, datamodule=dm)
+
+    batches = list(dm.train_dataloader())  # epoch 0's order, as the trainer saw it
+    assert len(batches) == 6 and trainer.global_step == 3
+    optimizer = torch.optim.SGD(reference.parameters(), lr=0.05)
+    clipped = 0
+    for start in range(0, len(batches), 2):
+        optimizer.zero_grad()
+        for batch in batches[start : start + 2]:
+            (torch.nn.functional.mse_loss(reference(batch["x"]), batch["y"]) / 2).backward()
+        clipped += float(torch.nn.utils.clip_grad_norm_(reference.parameters(), 0.5)) > 0.5
+        optimizer.step()
+    assert clipped  # the clipping was exercised, not only allowed
+    for name, value in reference.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[name], value, rtol=1e-5, atol=1e-6)
 
 
 # ------------------------------------------------------------------------------------------------- CLI
@@ -274,7 +263,7 @@ def test_fit_predict_and_checkpoint_round_trip(data_dir: Path, tmp_path: Path) -
 
 def test_kfold_from_the_cli(data_dir: Path, tmp_path: Path) -> None:
     cli = run_cli(["fit", *cli_args(data_dir, tmp_path, "--trainer.max_epochs", "1", "--data.init_args.fold", "2")])
-    rows = split_rows(60, 0.2, 5201314, 2, 5)
+    rows = train_val_test(60, 0.2, 5201314, 2, 5)
     assert cli.datamodule.splits["test"]["ids"] == [str(100 + i) for i in rows["test"]]
     assert cli.model.hparams.data_state["columns"] == cli.datamodule.data_state["columns"]
 

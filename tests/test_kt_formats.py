@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from helpers import RAW_HEADER, raw_row, write_three_line
 
 from kt.core.errors import InputError
-from kt.tracing.data.formats import parse_skill_builder, read_skill_builder, read_three_line
+from kt.tracing.data.formats import parse_skill_builder, read_three_line
 
 
 def test_raw_csv_drops_and_orders_like_the_seed(raw_csv):
@@ -18,15 +17,6 @@ def test_raw_csv_drops_and_orders_like_the_seed(raw_csv):
     assert data.skills[1].tolist() == ["10", "11"]
     assert data.correct[1].tolist() == [1, 0]
     assert names == {"10": "Addition", "11": "Subtraction", "12": "Fractions"}
-
-
-def test_raw_csv_cache_gives_the_same_sequences(raw_csv, tmp_path):
-    first, names1 = read_skill_builder(raw_csv, tmp_path / "cache")
-    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
-    second, names2 = read_skill_builder(raw_csv, tmp_path / "cache")
-    assert second.students == first.students and names2 == names1
-    for a, b in zip(first.skills + first.correct, second.skills + second.correct):
-        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize(

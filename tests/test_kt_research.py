@@ -11,7 +11,7 @@ from lightning.pytorch import seed_everything
 
 from kt.core.errors import InputError
 from kt.tracing import DKT
-from kt.tracing.data.formats import parse_skill_builder, read_skill_builder
+from kt.tracing.data.formats import parse_skill_builder
 from kt.tracing.data.sequences import SkillVocabulary, collate_windows, make_windows
 from kt.tracing.knowledge_state import KnowledgeTracer
 from kt.tracing.nets.xlstm import MLSTMBlock, SLSTMBlock, XLSTMStack, mlstm_chunk
@@ -226,15 +226,6 @@ def test_multi_skill_join_makes_one_interaction_per_problem(raw_csv):
     assert expand.problems[0].tolist() == [10, 15, 40, 40]
     with pytest.raises(InputError, match="multi_skill 'both'"):
         parse_skill_builder(raw_csv, multi_skill="both")
-
-
-def test_multi_skill_cache_is_per_mode(raw_csv, tmp_path):
-    join, _ = read_skill_builder(raw_csv, tmp_path, multi_skill="join")
-    expand, _ = read_skill_builder(raw_csv, tmp_path, multi_skill="expand")
-    again, _ = read_skill_builder(raw_csv, tmp_path, multi_skill="expand")
-    assert len(list(tmp_path.glob("*.npz"))) == 2
-    assert len(join.skills[0]) == 3 and len(expand.skills[0]) == 4
-    assert [p.tolist() for p in again.problems] == [p.tolist() for p in expand.problems]
 
 
 def test_first_position_scoring_skips_the_repeated_rows(raw_csv):

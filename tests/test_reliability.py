@@ -221,7 +221,7 @@ def test_mlp_resumes_mid_epoch_from_tensor_batches(tmp_path):
     args = [  # run=False reads no subcommand defaults: trainer.yaml comes first explicitly
         "--config", "trainer",
         "--config", "mlp_covid_tuned", "--data.init_args.data_dir", str(tmp_path),
-        "--data.init_args.top_k", "3", "--data.init_args.batch_size", "8", "--data.init_args.whole_epoch", "false",
+        "--data.init_args.top_k", "3", "--data.init_args.batch_size", "8",
         "--model.init_args.dropout", "0.2", "--trainer.max_epochs", "3", "--checkpoint.last_every_n_batches", "3",
     ]
 

@@ -29,9 +29,6 @@ class TensorBatches:
         shuffle: a fresh permutation every epoch, seeded by ``seed`` (default: the ``seed_everything``
             seed) plus the epoch.
         ids: optional row identifiers, yielded as a list under ``"id"`` (order follows the tensors).
-        whole_epoch: yield the whole (shuffled) epoch as a single item with ``"batch_size"`` added; the
-            model then takes the mini-batches itself (one Lightning step per epoch instead of one per batch,
-            see :class:`kt.tabular.MLPRegressor`). The mini-batches are the same either way.
         seed: seed of the shuffling.
         pad: under DDP, repeat a few rows so that every process gets as many, hence as many optimizer steps
             (default: when shuffling, i.e. for training); without it (evaluation) every row is seen once.
@@ -46,7 +43,6 @@ class TensorBatches:
         batch_size: int,
         shuffle: bool = False,
         ids: Sequence[str] | None = None,
-        whole_epoch: bool = False,
         seed: int | None = None,
         pad: bool | None = None,
         progress: Callable[[], int] | None = None,
@@ -60,7 +56,6 @@ class TensorBatches:
         self.num_rows = lengths.pop()
         self.batch_size = batch_size
         self.ids = list(ids) if ids is not None else None
-        self.whole_epoch = whole_epoch
         # Lightning looks for ``sampler`` (to call ``set_epoch``) and ``batch_sampler`` as on a DataLoader.
         pad = shuffle if pad is None else pad
         self.sampler = EpochSampler(self.num_rows, shuffle=shuffle, seed=seed, pad=pad)
@@ -75,8 +70,6 @@ class TensorBatches:
         return self
 
     def __len__(self) -> int:
-        if self.whole_epoch:
-            return 1
         return math.ceil(len(self.sampler) / self.batch_size)
 
     def state_dict(self) -> dict:
@@ -99,13 +92,7 @@ class TensorBatches:
             ids = [ids[i] for i in order.tolist()] if ids is not None else None
             index = order.to(next(iter(tensors.values())).device)
             tensors = {k: t.index_select(0, index) for k, t in tensors.items()}
-        rows = len(order)
-        if self.whole_epoch:
-            if skip == 0:
-                self._handed_out = 1
-                yield {**tensors, "batch_size": self.batch_size} | ({"id": ids} if ids is not None else {})
-            return
-        for start in range(skip * self.batch_size, rows, self.batch_size):
+        for start in range(skip * self.batch_size, len(order), self.batch_size):
             stop = start + self.batch_size
             batch = {k: t[start:stop] for k, t in tensors.items()}
             if ids is not None:
@@ -128,14 +115,13 @@ class TensorDataModule(LightningDataModule):
         tensors: dict[str, torch.Tensor],
         batch_size: int,
         ids: Sequence[str] | None = None,
-        whole_epoch: bool = False,
     ) -> TensorBatches:
         """The split's :class:`TensorBatches`, moved once to the training device. Training batches are shuffled
         per (seed, epoch), padded to equal shares under DDP, and skip what a resumed run already trained on;
         the others come in order, every row once."""
         train = name == "train"
         batches = TensorBatches(
-            tensors, batch_size, shuffle=train, ids=ids, whole_epoch=whole_epoch, pad=train,
+            tensors, batch_size, shuffle=train, ids=ids, pad=train,
             progress=trained_batches(self) if train else None,
         )  # fmt: skip
         return batches.to(self._device())

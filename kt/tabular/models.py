@@ -55,7 +55,6 @@ class MLPRegressor(BaseModule):
         data_state: dict | None = None,
     ) -> None:
         super().__init__()
-        self.automatic_optimization = False
         if data_state is not None:
             input_size = len(data_state["columns"])
         self.save_hyperparameters()
@@ -88,42 +87,15 @@ class MLPRegressor(BaseModule):
         return self.net, (torch.zeros(2, self.hparams.input_size),)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        """One optimizer step per mini-batch of ``batch["batch_size"]`` rows (the whole batch without it).
-
-        Optimization is manual so that a DataModule can hand over a whole epoch in one step
-        (``CovidDataModule(whole_epoch=True)``): on a network this small Lightning's per-step machinery
-        costs more than the step itself.
-        """
-        opt = self.optimizers()
-        x, y = batch["x"], batch["y"]
-        size = int(batch.get("batch_size", len(x)))
-        preds, losses = [], []
-        for start in range(0, len(x), size):
-            pred = self(x[start : start + size])
-            loss = self.loss_fn(pred, y[start : start + size])
-            opt.zero_grad(set_to_none=True)
-            self.manual_backward(loss)
-            opt.step()
-            preds.append(pred.detach())
-            losses.append(loss.detach())
-        self.train_mse.update(torch.cat(preds), y)
-        return torch.stack(losses).mean()
+        pred = self(batch["x"])
+        self.train_mse.update(pred.detach(), batch["y"])
+        return self.loss_fn(pred, batch["y"])
 
     # Metrics are logged once per epoch as computed values: each self.log call costs more than an
     # optimizer step of this network, and logging a torchmetrics object costs more than a tensor.
     def on_train_epoch_end(self) -> None:
         self.log("train/mse", self.train_mse.compute())
         self.train_mse.reset()
-        # Manual optimization steps the scheduler itself: per epoch, after validation (plateau reads val/mse).
-        scheduler = self.lr_schedulers()
-        if scheduler is None:
-            return
-        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            metric = self.trainer.callback_metrics.get(self.monitor)
-            if metric is not None:
-                scheduler.step(metric)
-        else:
-            scheduler.step()
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self.val_metrics.update(self(batch["x"]), batch["y"])

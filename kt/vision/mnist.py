@@ -19,6 +19,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from kt.core.data_state import model_data_state
 from kt.core.download import ensure_file, file_digest
 from kt.core.errors import InputError
+from kt.core.splits import split_groups
 from kt.core.tensor_batches import TensorBatches, TensorDataModule
 from kt.vision.augment import augment, normalize, to_float
 from kt.vision.idx import read_pair
@@ -189,8 +190,8 @@ class MNISTDataModule(TensorDataModule):
             self.state = state
         if stage in ("fit", "validate", None) and "train" not in self.splits:
             images, labels = self.load("train")
-            order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.split_seed))
-            train, val = order[: len(images) - self.val_size], order[len(images) - self.val_size :]
+            split = split_groups(len(images), {"train": None, "val": self.val_size}, self.split_seed)
+            train, val = torch.from_numpy(split["train"]), torch.from_numpy(split["val"])
             self.splits["train"] = {"x": images[train], "y": labels[train]}
             self.splits["val"] = {"x": images[val], "y": labels[val]}
         if stage in ("test", None) and "test" not in self.splits:

@@ -49,7 +49,8 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     args = parser.parse_args()
 
-    from kt.tabular.covid import read_covid_csv, split_rows
+    from kt.core.splits import train_val_test
+    from kt.tabular.covid_reader import read_covid_csv
 
     table = read_covid_csv(args.data_dir / "covid.train.csv")
     x, y = table.values[:, :-1], table.values[:, -1]
@@ -73,7 +74,7 @@ def main() -> None:
 
     scores: dict[str, list[float]] = {}
     for fold in range(args.folds):
-        rows = split_rows(len(x), 0.2, 5201314, fold, args.folds)
+        rows = train_val_test(len(x), 0.2, 5201314, fold, args.folds)
         train, test = np.concatenate([rows["train"], rows["val"]]), rows["test"]
         pred, mse = lstsq_mse(x[train], y[train], x[test], y[test])
         scores.setdefault("past only (least squares, all features)", []).append(mse)

@@ -138,7 +138,8 @@ def main() -> None:
     import torch
 
     from kt.cli import resolve_config
-    from kt.tabular.covid import read_covid_csv, split_rows, state_of_rows
+    from kt.core.splits import train_val_test
+    from kt.tabular.covid_reader import read_covid_csv, state_of_rows
 
     configs = {Path(c).stem: resolve_config(c) for c in (args.config or ["mlp_covid_tuned"])}
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
@@ -148,7 +149,7 @@ def main() -> None:
     scores: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         if args.seed_split:
-            rows = split_rows(len(table), 0.2, 5201314, groups=groups)
+            rows = train_val_test(len(table), 0.2, 5201314, groups=groups)
             ref = {} if args.no_references else references(table.values, rows["train"], rows["val"])
             line = f"seed split (by {args.group_by}):"
             for name, config in configs.items():
@@ -158,7 +159,7 @@ def main() -> None:
         for fold in range(args.folds):
             start = time.perf_counter()
             extra = ["--data.init_args.fold", str(fold), "--data.init_args.num_folds", str(args.folds)]
-            rows = split_rows(len(table), 0.2, 5201314, fold, args.folds, groups)
+            rows = train_val_test(len(table), 0.2, 5201314, fold, args.folds, groups)
             seen = np.concatenate([rows["train"], rows["val"]])
             fold_scores = {}
             for name, config in configs.items():

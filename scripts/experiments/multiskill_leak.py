@@ -79,7 +79,6 @@ def train_and_score(csv: Path, multi_skill: str, seed: int, epochs: int) -> dict
         train_file=csv.name,
         test_file=None,
         download=False,
-        cache=False,
         multi_skill=multi_skill,
         seq_len=100,
         batch_size=32,

@@ -52,7 +52,6 @@ class Assist2009DataModule(KnowledgeTracingDataModule):
         download: fetch absent DKVMN-split files from the authors' GitHub repository (sha256-verified).
         raw_url: where to download ``train_file`` from in ``raw`` format, if absent.
         raw_sha256: its expected sha256.
-        cache: cache the parsed raw CSV in ``data_dir/.kt_cache`` (keyed by the file's sha256).
         multi_skill: ``raw`` format only -- a problem tagged with several skills is several rows sharing one
             answer: ``expand`` keeps one interaction per row (as the DKT seed; evaluate with the model's
             ``score_positions: first`` to avoid scoring answers the model was just shown), ``join`` makes
@@ -70,7 +69,6 @@ class Assist2009DataModule(KnowledgeTracingDataModule):
         download: bool = True,
         raw_url: str | None = None,
         raw_sha256: str | None = None,
-        cache: bool = True,
         multi_skill: MultiSkill = "expand",
         seq_len: int = 100,
         eval_seq_len: int | None = None,
@@ -92,7 +90,6 @@ class Assist2009DataModule(KnowledgeTracingDataModule):
         self.download = download
         self.raw_url = raw_url
         self.raw_sha256 = raw_sha256
-        self.cache = cache
         self.multi_skill = multi_skill
         self._names: dict[str, str] = {}
 
@@ -110,7 +107,7 @@ class Assist2009DataModule(KnowledgeTracingDataModule):
         path = self._path(name)
         if self.format == "three_line":
             return read_three_line(path)
-        data, names = read_skill_builder(path, self.data_dir / ".kt_cache" if self.cache else None, self.multi_skill)
+        data, names = read_skill_builder(path, self.multi_skill)
         self._names.update(names)
         return data
 

@@ -7,9 +7,8 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info
 
-from kt.core.download import sha256sum
 from kt.core.errors import InputError
 from kt.tracing.data.sequences import Interactions, skill_sort_key
 
@@ -67,7 +66,6 @@ def read_skill_map(path: str | Path) -> dict[str, str]:
 
 RAW_COLUMNS = ("order_id", "user_id", "skill_id", "skill_name", "correct")
 RAW_ENCODING = "ISO-8859-15"
-CACHE_VERSION = 2  # 2: problem ids (order_id) per step, multi_skill
 MultiSkill = Literal["expand", "join"]
 
 
@@ -154,60 +152,11 @@ def parse_skill_builder(
     return Interactions(students, skills, answers, problems), names, report
 
 
-def _save_cache(cache: Path, data: Interactions, names: dict[str, str], report: dict[str, int]) -> None:
-    tmp = cache.with_suffix(".tmp.npz")
-    np.savez(
-        tmp,
-        students=np.array(data.students, dtype=str),
-        lengths=np.array([len(s) for s in data.skills], dtype=np.int64),
-        skills=np.concatenate(data.skills).astype(str) if data.skills else np.array([], dtype=str),
-        correct=np.concatenate(data.correct) if data.correct else np.array([], dtype=np.int8),
-        problems=np.concatenate(data.problems) if data.problems else np.array([], dtype=np.int64),
-        name_ids=np.array(list(names), dtype=str),
-        names=np.array(list(names.values()), dtype=str),
-        report_keys=np.array(list(report), dtype=str),
-        report_values=np.array(list(report.values()), dtype=np.int64),
-    )
-    tmp.replace(cache)
-
-
-def _load_cache(cache: Path) -> tuple[Interactions, dict[str, str], dict[str, int]]:
-    with np.load(cache, allow_pickle=False) as z:
-        bounds = np.cumsum(z["lengths"])[:-1]
-        data = Interactions(
-            list(z["students"]),
-            np.split(z["skills"], bounds),
-            np.split(z["correct"], bounds),
-            np.split(z["problems"], bounds),
-        )
-        names = dict(zip(z["name_ids"].tolist(), z["names"].tolist()))
-        report = dict(zip(z["report_keys"].tolist(), z["report_values"].tolist()))
-    return data, names, report
-
-
-def read_skill_builder(
-    path: str | Path, cache_dir: str | Path | None = None, multi_skill: MultiSkill = "expand"
-) -> tuple[Interactions, dict[str, str]]:
-    """:func:`parse_skill_builder` with a cache keyed by the file's sha256, the parser version and
-    ``multi_skill``."""
-    path = Path(path)
-    cache = None
-    if cache_dir is not None:
-        cache = Path(cache_dir) / f"{path.stem}-{sha256sum(path)[:16]}-{multi_skill}-v{CACHE_VERSION}.npz"
-    if cache is not None and cache.is_file():
-        data, names, report = _load_cache(cache)
-        source = f"{path} (cached in {cache})"
-    else:
-        data, names, report = parse_skill_builder(path, multi_skill)
-        source = str(path)
-        if cache is not None:
-            try:
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                _save_cache(cache, data, names, report)
-            except OSError as err:
-                rank_zero_warn(f"could not cache the parsed {path.name} in {cache.parent} ({err})")
+def read_skill_builder(path: str | Path, multi_skill: MultiSkill = "expand") -> tuple[Interactions, dict[str, str]]:
+    """:func:`parse_skill_builder`, with what was dropped reported in the log."""
+    data, names, report = parse_skill_builder(path, multi_skill)
     rank_zero_info(
-        f"{source}: {report['rows']:,} rows; dropped {report['no_skill']:,} without a skill and "
+        f"{path}: {report['rows']:,} rows; dropped {report['no_skill']:,} without a skill and "
         f"{report['duplicates']:,} repeated (order_id, skill_id) rows; {len(data):,} students, "
         f"{len(names):,} skills; {report['multi_skill_problems']:,} problems carry several skills "
         f"({report['multi_skill_rows']:,} rows, "

@@ -15,6 +15,7 @@ from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
 from kt.core.errors import InputError
+from kt.core.splits import split_groups
 
 
 @dataclass
@@ -50,11 +51,9 @@ class Interactions:
 
         Returns ``len(fractions) + 1`` parts: one per fraction, then the rest.
         """
-        order = np.random.default_rng(seed).permutation(len(self))
-        sizes = [round(f * len(self)) for f in fractions]
-        bounds = np.cumsum([0, *sizes])
-        parts = [order[a:b] for a, b in zip(bounds[:-1], bounds[1:])] + [order[bounds[-1] :]]
-        return [self.subset(np.sort(p)) for p in parts]
+        sizes: dict[str, int | None] = {f"part {i}": round(f * len(self)) for i, f in enumerate(fractions)}
+        parts = split_groups(len(self), sizes | {"rest": None}, seed, permutation="numpy")
+        return [self.subset(np.sort(p)) for p in parts.values()]
 
 
 def skill_sort_key(skill: str) -> tuple:
