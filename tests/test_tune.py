@@ -14,7 +14,7 @@ import yaml
 
 import kt
 from kt.cli import main, run_cli, trainer_config_files
-from kt.tabular.covid import read_covid_csv
+from kt.tabular.covid_reader import read_covid_csv
 
 STATES = ["AL", "AK"]
 
