@@ -6,8 +6,9 @@ trained model one answer at a time.
 """
 
 from kt.tracing.data.assist2009 import Assist2009DataModule
+from kt.tracing.data.dkvmn import DKVMNDataModule
 from kt.tracing.data.synthetic import SyntheticKTDataModule
 from kt.tracing.knowledge_state import KnowledgeTracer
 from kt.tracing.models.dkt import DKT
 
-__all__ = ["DKT", "Assist2009DataModule", "KnowledgeTracer", "SyntheticKTDataModule"]
+__all__ = ["DKT", "Assist2009DataModule", "DKVMNDataModule", "KnowledgeTracer", "SyntheticKTDataModule"]
