@@ -161,6 +161,7 @@ class DKVMNDataModule(KnowledgeTracingDataModule):
             whole training split and tests on the test split.
         data_dir: the folder with the files (default ``data/<dataset>``); absent files are downloaded there.
         download: fetch absent files from the authors' GitHub repository (sha256-verified where known).
+        verify: check the files against the published sha256 (turn off for your own files named the same way).
         val_fraction: ``fold: null`` only -- the training students held out for validation.
     """
 
@@ -170,6 +171,7 @@ class DKVMNDataModule(KnowledgeTracingDataModule):
         fold: int | None = 1,
         data_dir: str | None = None,
         download: bool = True,
+        verify: bool = True,
         seq_len: int = 200,
         eval_seq_len: int | None = None,
         batch_size: int = 32,
@@ -186,11 +188,12 @@ class DKVMNDataModule(KnowledgeTracingDataModule):
         self.files = self.spec.files(fold)
         self.data_dir = Path(data_dir if data_dir is not None else f"data/{dataset}")
         self.download = download
+        self.verify = verify
         self._names: dict[str, str] = {}
 
     def _path(self, name: str) -> Path:
         url = self.spec.url + name if self.download else None
-        sha256 = self.spec.sha256.get(name)
+        sha256 = self.spec.sha256.get(name) if self.verify else None
         if sha256 is None and url and not (self.data_dir / name).is_file():
             rank_zero_warn(f"{name}: no published checksum is recorded, so the download is not verified")
         return ensure_file(self.data_dir / name, url, sha256)
