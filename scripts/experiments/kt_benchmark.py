@@ -182,7 +182,8 @@ def table(rows: list[dict], datasets, models, folds, seeds, command: str) -> str
         "its epochs; mean over the finished cells):", "", *speed, "",
         "For orientation only, the test AUC of the DKVMN paper (Zhang et al., WWW 2017) on the test splits, as "
         "commonly cited (a different split and protocol than the validation folds above):", "", *paper, "",
-        "Produced by:", "", "```bash", command, "```", "",
+        "The last command run on this CSV (earlier cells may come from other selections of the same table):", "",
+        "```bash", command, "```", "",
     ])
 
 
