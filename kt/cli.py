@@ -65,9 +65,11 @@ def trainer_config_files() -> list[str]:
 
 
 def resolve_config(value: str) -> str:
-    """A ``--config`` value: an existing path as it is, else a config shipped in ``kt/configs`` by name
-    (``dkt_synthetic`` or ``dkt_synthetic.yaml``); anything else unchanged, for the parser to report."""
-    if Path(value).exists():
+    """A ``--config`` value: an existing file as it is, else a config shipped in ``kt/configs`` by name
+    (``dkt_synthetic`` or ``dkt_synthetic.yaml``; ``data/assist2015`` in a subfolder); anything else unchanged,
+    for the parser to report."""
+    # A file, not any path: `data/assist2015` is also the default data folder of that data set.
+    if Path(value).is_file():
         return value
     for candidate in (CONFIG_DIR / value, CONFIG_DIR / f"{value}.yaml"):
         if candidate.is_file():
@@ -88,7 +90,8 @@ def with_shipped_configs(args: list[str]) -> list[str]:
 
 
 def shipped_configs() -> list[str]:
-    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if p.stem != "trainer")
+    names = (p.relative_to(CONFIG_DIR).with_suffix("").as_posix() for p in CONFIG_DIR.rglob("*.yaml"))
+    return sorted(name for name in names if name != "trainer")
 
 
 def import_class(class_path: str) -> type:

@@ -83,9 +83,9 @@ def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
     path = tmp_path / "dkt.ckpt"
     trainer.save_checkpoint(path)
     raw = torch.load(path, weights_only=True)  # plain types only: loads without unpickling code
-    assert raw["hyper_parameters"]["data_state"]["skills"] == [str(i) for i in range(8)]
+    assert raw["hyper_parameters"]["data_state"]["skills"] == [str(i) for i in range(1, 9)]  # 1-based, as Synthetic-5
     loaded = DKT.load_from_checkpoint(path, map_location="cpu")
-    assert loaded.vocabulary.names[0].startswith("exercise 0")
+    assert loaded.vocabulary.names[0].startswith("exercise 1")
     batch = batch_of(dm)
     model.eval()
     loaded.eval()
@@ -96,7 +96,8 @@ def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
     tracer = KnowledgeTracer.from_checkpoint(str(path))
     tracer.add("s", "3", 1)
     with torch.no_grad():
-        expected = torch.sigmoid(model(torch.tensor([[3]]), torch.tensor([[1]])))[0, 0].numpy()
+        # Skill "3" has index 2: the simulated exercise ids start at 1.
+        expected = torch.sigmoid(model(torch.tensor([[2]]), torch.tensor([[1]])))[0, 0].numpy()
     np.testing.assert_allclose(tracer.probability_vector("s"), expected, atol=1e-6)
 
 

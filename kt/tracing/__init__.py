@@ -6,6 +6,7 @@ shared base class), and :class:`KnowledgeTracer` steps a trained model one answe
 """
 
 from kt.tracing.data.assist2009 import Assist2009DataModule
+from kt.tracing.data.dkvmn import DKVMNDataModule
 from kt.tracing.data.synthetic import SyntheticKTDataModule
 from kt.tracing.knowledge_state import KnowledgeTracer
 from kt.tracing.models.akt import AKT
@@ -13,4 +14,6 @@ from kt.tracing.models.dkt import DKT
 from kt.tracing.models.dkvmn import DKVMN
 from kt.tracing.models.sakt import SAKT
 
-__all__ = ["AKT", "DKT", "DKVMN", "SAKT", "Assist2009DataModule", "KnowledgeTracer", "SyntheticKTDataModule"]
+__all__ = [
+    "AKT", "DKT", "DKVMN", "SAKT", "Assist2009DataModule", "DKVMNDataModule", "KnowledgeTracer", "SyntheticKTDataModule",
+]

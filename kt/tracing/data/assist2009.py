@@ -10,26 +10,14 @@ from lightning.pytorch.utilities import rank_zero_warn
 from kt.core.download import ensure_file
 from kt.core.errors import InputError
 from kt.tracing.data.datamodule import KnowledgeTracingDataModule
+from kt.tracing.data.dkvmn import DATASETS
 from kt.tracing.data.formats import MultiSkill, read_skill_builder, read_skill_map, read_three_line
 from kt.tracing.data.sequences import Interactions
 
-# The DKVMN authors' split (github.com/jennyzhang0215/DKVMN, data/assist2009_updated/): 3-line files.
-DKVMN_URL = "https://raw.githubusercontent.com/jennyzhang0215/DKVMN/master/data/assist2009_updated/"
-DKVMN_SHA256 = {
-    "assist2009_updated_train.csv": "5b851c65f665474a0993d86e87901adb1e0916c0d80fe7fce4096e6641924c74",
-    "assist2009_updated_test.csv": "2e8f1d7600543aededa31323343f7d762b8f51c53c0caca852e813b67fe4e823",
-    "assist2009_updated_train1.csv": "3816a773851dd0a727322cf9396fd14a652c3a3ff07e71a56ae2ea43f4164201",
-    "assist2009_updated_train2.csv": "9bc46dccd674657d730f22869da3ce7667a57c34e1c511067d6bc7f4c865bea9",
-    "assist2009_updated_train3.csv": "78d66030acf16a75031d93be77e247370d6d764bc40794f8d0a40a762568aa0b",
-    "assist2009_updated_train4.csv": "37b7c55f68965aac0a8e9434fc39cca137d376a18c5839ce6b368612dbabccad",
-    "assist2009_updated_train5.csv": "7c5c1e8f82ecd5b90522d4a544f81810bd0b5629a9f0fb75848a219c09d78d33",
-    "assist2009_updated_valid1.csv": "e4fff52e91a4b140207de7590e7bc131efa595f42fdfb3983729bc3faa5b5262",
-    "assist2009_updated_valid2.csv": "f9abe32803603d8bd1f7df7275d7327462f205ee0ff29ae558a35e69e246f3dc",
-    "assist2009_updated_valid3.csv": "275e96b63290dd9c47ca224ec7c089385041fbec8a66918631729907025da323",
-    "assist2009_updated_valid4.csv": "4b3c59ca825eb0ebac2039efaec1722e2c93b6c4a5cab1bc3554cffec597369f",
-    "assist2009_updated_valid5.csv": "14923acd4ca909d0359dbecdf4322adbe49c645453ba1405eed864a454baa001",
-    "assist2009_updated_skill_mapping.txt": "fe9375c05ef1eced388179f968babcf3553dc19f1d19ddf89bf91fa809bbec29",
-}
+# The DKVMN authors' split (github.com/jennyzhang0215/DKVMN, data/assist2009_updated/): 3-line files, the same
+# ones DKVMNDataModule(dataset="assist2009") reads; this module adds the raw skill-builder CSV.
+DKVMN_URL = DATASETS["assist2009"].url
+DKVMN_SHA256 = DATASETS["assist2009"].sha256
 SKILL_MAP = "assist2009_updated_skill_mapping.txt"
 RAW_HELP = (
     "Get skill_builder_data.csv from the ASSISTments 2009-2010 page "

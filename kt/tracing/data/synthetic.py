@@ -1,9 +1,32 @@
-"""Simulated students, in the spirit of the DKT paper's "Synthetic-5" data: no download needed.
+"""Simulated students generated the way the DKT paper's "Synthetic-5" was: no download needed.
 
-Each exercise tests one hidden concept and has a difficulty; each student has a hidden ability per
-concept. The chance of a correct answer follows item response theory with guessing,
-``p = guess + (1 - guess) * sigmoid(ability[concept] - difficulty)``, and every attempt at a concept
-raises the student's ability in it (students learn). Everything is drawn from ``seed``.
+Piech et al. (2015, section "Simulated data"): every student answers the same exercises in the same order;
+each exercise tests one of ``num_concepts`` hidden concepts and has a difficulty ``b``; each student has a
+latent ability ``a[concept]`` per concept, and answers correctly with the item-response-theory probability
+with guessing
+
+    p = guess + (1 - guess) * sigmoid(a[concept] - b),        guess = 0.25;
+
+students learn: every attempt at a concept raises their ability in it by ``learning_gain``.
+
+Parameters (defaults give Synthetic-5's shape: 50 exercises, 5 concepts, 50 answers per student):
+
+* ``num_exercises``, ``num_concepts``, ``steps_per_student``: exercises ``1..num_exercises`` are answered in
+  that order by everyone (repeated from 1 if ``steps_per_student`` is longer); exercise ids are 1-based, as in
+  the published files. Each exercise's concept is drawn uniformly (the published ``cluster_info_0`` lists
+  such an assignment: its first line is the concept of exercises 1..50).
+* ``ability_sd``: abilities ~ Normal(0, ability_sd), independent across concepts and students.
+* ``difficulty_mean``, ``difficulty_sd``: difficulties ~ Normal(difficulty_mean, difficulty_sd).
+* ``guess``, ``learning_gain``: as above.
+
+The paper does not give the distributions' scales, and the generator's code was not published with the data,
+so ``ability_sd``, ``difficulty_mean``, ``difficulty_sd`` and ``learning_gain`` were matched to the published
+version 0 (2,000 training students). 2,000 simulated students (seeds 0, 1, 2; published value in brackets):
+fraction correct 0.591-0.601 (0.605), standard deviation of a student's fraction correct 0.152-0.154 (0.150),
+second half of the sequence minus first half 0.043-0.065 (0.059), agreement of a student's even and odd
+attempts at one concept (split-half correlation) 0.770-0.776 (0.767), correlation between a student's
+concepts -0.002-0.005 (about 0). The large ability spread means a student mostly knows a concept or not.
+Everything is drawn from ``seed``.
 """
 
 from __future__ import annotations
@@ -22,23 +45,25 @@ def simulate_students(
     guess: float,
     learning_gain: float,
     seed: int,
+    ability_sd: float = 6.0,
+    difficulty_mean: float = 1.5,
+    difficulty_sd: float = 1.0,
 ) -> tuple[Interactions, np.ndarray]:
-    """Return the students' answer sequences and each exercise's concept."""
+    """Return the students' answer sequences and each exercise's concept (index 0 is exercise 1)."""
     rng = np.random.default_rng(seed)
     concept = rng.integers(num_concepts, size=num_exercises)
-    difficulty = rng.normal(size=num_exercises)
-    ability = rng.normal(size=(num_students, num_concepts))
-    exercises = rng.integers(num_exercises, size=(num_students, steps_per_student))
-    correct = np.empty_like(exercises, dtype=np.int8)
-    students = np.arange(num_students)
-    for t in range(steps_per_student):
-        q = exercises[:, t]
+    difficulty = rng.normal(difficulty_mean, difficulty_sd, size=num_exercises)
+    ability = rng.normal(0.0, ability_sd, size=(num_students, num_concepts))
+    order = np.arange(steps_per_student) % num_exercises  # the same sequence for everyone
+    correct = np.empty((num_students, steps_per_student), dtype=np.int8)
+    for t, q in enumerate(order):
         c = concept[q]
-        p = guess + (1 - guess) / (1 + np.exp(difficulty[q] - ability[students, c]))
+        p = guess + (1 - guess) / (1 + np.exp(difficulty[q] - ability[:, c]))
         correct[:, t] = rng.random(num_students) < p
-        ability[students, c] += learning_gain
-    skills = exercises.astype(str)
-    data = Interactions([str(s) for s in students], list(skills), list(correct))
+        ability[:, c] += learning_gain
+    skills = (order + 1).astype(str)
+    data = Interactions([str(s) for s in range(num_students)], [skills.copy() for _ in range(num_students)],
+                        list(correct))
     return data, concept
 
 
@@ -49,9 +74,12 @@ class SyntheticKTDataModule(KnowledgeTracingDataModule):
         num_students: students simulated.
         num_exercises: distinct exercises; each is one "skill" to the model.
         num_concepts: hidden concepts the exercises test.
-        steps_per_student: exercises each student answers (drawn at random).
+        steps_per_student: answers per student (exercises 1, 2, ... in order for everyone).
         guess: chance of a lucky correct answer.
         learning_gain: how much one attempt raises the ability in the exercise's concept.
+        ability_sd: spread of the students' abilities (per concept).
+        difficulty_mean: mean difficulty of the exercises.
+        difficulty_sd: spread of the difficulties.
         seed: seed of the simulation.
     """
 
@@ -62,7 +90,10 @@ class SyntheticKTDataModule(KnowledgeTracingDataModule):
         num_concepts: int = 5,
         steps_per_student: int = 50,
         guess: float = 0.25,
-        learning_gain: float = 0.1,
+        learning_gain: float = 0.2,
+        ability_sd: float = 6.0,
+        difficulty_mean: float = 1.5,
+        difficulty_sd: float = 1.0,
         seed: int = 0,
         seq_len: int = 100,
         eval_seq_len: int | None = None,
@@ -86,6 +117,9 @@ class SyntheticKTDataModule(KnowledgeTracingDataModule):
             guess=guess,
             learning_gain=learning_gain,
             seed=seed,
+            ability_sd=ability_sd,
+            difficulty_mean=difficulty_mean,
+            difficulty_sd=difficulty_sd,
         )
         self._concepts: np.ndarray | None = None
 
@@ -94,4 +128,4 @@ class SyntheticKTDataModule(KnowledgeTracingDataModule):
         return {"train": data}
 
     def skill_names(self) -> dict[str, str]:
-        return {str(q): f"exercise {q} (concept {c})" for q, c in enumerate(self._concepts)}
+        return {str(q + 1): f"exercise {q + 1} (concept {c})" for q, c in enumerate(self._concepts)}
