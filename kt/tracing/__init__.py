@@ -15,5 +15,6 @@ from kt.tracing.models.dkvmn import DKVMN
 from kt.tracing.models.sakt import SAKT
 
 __all__ = [
-    "AKT", "DKT", "DKVMN", "SAKT", "Assist2009DataModule", "DKVMNDataModule", "KnowledgeTracer", "SyntheticKTDataModule",
+    "AKT", "DKT", "DKVMN", "SAKT",
+    "Assist2009DataModule", "DKVMNDataModule", "KnowledgeTracer", "SyntheticKTDataModule",
 ]
