@@ -40,8 +40,8 @@ def mlp() -> MLPRegressor:
     return model.eval()
 
 
-def sequences(batch: int, length: int) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.randint(0, 7, (batch, length)), torch.randint(0, 2, (batch, length))
+def sequences(batch: int, length: int, num_skills: int = 7) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.randint(0, num_skills, (batch, length)), torch.randint(0, 2, (batch, length))
 
 
 def assert_parity(model: LightningModule, exported, inputs: tuple[torch.Tensor, ...]) -> None:
@@ -157,7 +157,8 @@ def test_kt_export_pt2_from_a_checkpoint(tmp_path, capsys, dkt_checkpoint):
     assert len(diffs) == 2 and max(diffs) <= TOLERANCE  # the example, and batch 3 x 8 steps
     exported, state = load_exported(tmp_path / "dkt.pt2")
     assert state == data_state  # the vocabulary, to encode skill ids as in training
-    assert_parity(load_checkpoint(ckpt), exported, sequences(3, 17))
+    model = load_checkpoint(ckpt)
+    assert_parity(model, exported, sequences(3, 17, model.hparams.num_skills))
 
 
 @pytest.mark.slow
@@ -171,7 +172,7 @@ def test_dkt_onnx_lstm_from_a_checkpoint_and_gru(tmp_path, capsys, dkt_checkpoin
     assert [i.shape for i in session.get_inputs()] == [["batch", "time"]] * 2
     model = load_checkpoint(ckpt)
     for batch, length in [(1, 1), (4, 12)]:
-        assert_parity(model, lambda *x: run_onnx(session, *x), sequences(batch, length))
+        assert_parity(model, lambda *x: run_onnx(session, *x), sequences(batch, length, model.hparams.num_skills))
 
     gru = dkt("gru", 2)
     assert max(export(gru, tmp_path / "gru.onnx").values()) <= TOLERANCE

@@ -200,7 +200,7 @@ class DKVMNDataModule(KnowledgeTracingDataModule):
 
     def prepare_data(self) -> None:
         # Downloads happen once per machine, before setup() runs in every process.
-        for name in {n for n in self.files.values() if n}:
+        for name in dict.fromkeys(n for n in self.files.values() if n):  # in order, each once
             self._path(name)
         self._read_names()
 
