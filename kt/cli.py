@@ -30,6 +30,7 @@ from kt.core.checkpoints import checkpoint_model_class, read_checkpoint
 from kt.core.errors import InputError, one_line_errors
 from kt.core.predictions import PredictionWriter
 from kt.core.resume import ResumableCheckpoint, RNGStates, continue_version, find_last_checkpoint
+from kt.core.validation import check_trainer_limits, plain_numbers
 
 # The shipped configs install with the package; KT_TRAINER_CONFIG points at other trainer defaults.
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -106,6 +107,10 @@ class KTArgumentParser(LightningArgumentParser):
             return super().error(message, ex)
         raise UsageError(f"{one_line(message)} ({self._help_hint(message)})")
 
+    def instantiate_classes(self, cfg, *args: Any, **kwargs: Any):
+        # Range-checked numbers (kt.core.validation) become plain ones: checkpoints hold only plain values.
+        return super().instantiate_classes(plain_numbers(cfg), *args, **kwargs)
+
     def _help_hint(self, message: str) -> str:
         subcommands = LightningCLI.subcommands()
         # The subcommand: in this parser's name, or named by the main parser ("Subcommand 'fit' ...", "fit.model").
@@ -140,6 +145,7 @@ class KTCLI(LightningCLI):
     def instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         model_class = _import(config.model.class_path)
+        check_trainer_limits(config.get("trainer"))
         for key in ("checkpoint", "early_stopping"):
             if config[key].monitor == AUTO:
                 config[key].monitor = getattr(model_class, "monitor", "val/loss")

@@ -26,6 +26,7 @@ from kt.core.download import ensure_file
 from kt.core.errors import InputError
 from kt.core.sampling import distributed
 from kt.core.tensor_batches import TensorBatches, TensorDataModule
+from kt.core.validation import NonNegativeInt, OpenUnitInterval, PositiveInt
 
 # The seed's split: torch.utils.data.random_split with this generator seed and valid_ratio 0.2.
 SEED = 5201314
@@ -232,17 +233,17 @@ class CovidDataModule(TensorDataModule):
         train_sha256: str | None = None,
         test_url: str | None = None,
         test_sha256: str | None = None,
-        valid_ratio: float = 0.2,
+        valid_ratio: OpenUnitInterval = 0.2,
         seed: int = SEED,
-        fold: int | None = None,
-        num_folds: int = 5,
+        fold: NonNegativeInt | None = None,
+        num_folds: PositiveInt = 5,
         group_by: Literal["row", "state"] = "row",
         features: Literal["all"] | list[int | str] = "all",
-        top_k: int | None = None,
+        top_k: PositiveInt | None = None,
         standardize: bool = True,
-        batch_size: int = 256,
+        batch_size: PositiveInt = 256,
         whole_epoch: bool = True,
-        eval_batch_size: int | None = None,
+        eval_batch_size: PositiveInt | None = None,
     ) -> None:
         super().__init__()
         if not 0.0 < valid_ratio < 1.0:

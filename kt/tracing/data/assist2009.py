@@ -9,6 +9,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from kt.core.download import ensure_file
 from kt.core.errors import InputError
+from kt.core.validation import NonNegativeInt, OpenUnitInterval, PositiveInt
 from kt.tracing.data.datamodule import KnowledgeTracingDataModule
 from kt.tracing.data.formats import MultiSkill, read_skill_builder, read_skill_map, read_three_line
 from kt.tracing.data.sequences import Interactions
@@ -72,13 +73,13 @@ class Assist2009DataModule(KnowledgeTracingDataModule):
         raw_sha256: str | None = None,
         cache: bool = True,
         multi_skill: MultiSkill = "expand",
-        seq_len: int = 100,
-        eval_seq_len: int | None = None,
-        batch_size: int = 64,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.1,
+        seq_len: PositiveInt = 100,
+        eval_seq_len: PositiveInt | None = None,
+        batch_size: PositiveInt = 64,
+        val_fraction: OpenUnitInterval = 0.1,
+        test_fraction: OpenUnitInterval = 0.1,
         split_seed: int = 42,
-        num_workers: int = 0,
+        num_workers: NonNegativeInt = 0,
     ) -> None:
         super().__init__(seq_len, eval_seq_len, batch_size, val_fraction, test_fraction, split_seed, num_workers)
         self.data_dir = Path(data_dir)

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 
 from kt.core.data_state import model_data_state
 from kt.core.sampling import EpochSampler, ResumableLoader, global_seed, trained_batches
+from kt.core.validation import NonNegativeInt, OpenUnitInterval, PositiveInt, check_split_fractions, check_split_sizes
 from kt.tracing.data.sequences import Interactions, SkillVocabulary, WindowDataset, collate_windows, make_windows
 
 STAGES = ("train", "val", "test", "predict")
@@ -32,13 +33,13 @@ class KnowledgeTracingDataModule(LightningDataModule):
 
     def __init__(
         self,
-        seq_len: int = 100,
-        eval_seq_len: int | None = None,
-        batch_size: int = 64,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.1,
+        seq_len: PositiveInt = 100,
+        eval_seq_len: PositiveInt | None = None,
+        batch_size: PositiveInt = 64,
+        val_fraction: OpenUnitInterval = 0.1,
+        test_fraction: OpenUnitInterval = 0.1,
         split_seed: int = 42,
-        num_workers: int = 0,
+        num_workers: NonNegativeInt = 0,
     ) -> None:
         super().__init__()
         self.seq_len = seq_len
@@ -81,11 +82,15 @@ class KnowledgeTracingDataModule(LightningDataModule):
         missing = [name for name in ("val", "test") if parts.get(name) is None]
         fractions = {"val": self.val_fraction, "test": self.test_fraction}
         if missing:
+            owner = type(self).__name__
+            check_split_fractions(owner, **{f"{name}_fraction": fractions[name] for name in missing})
             *held_out, train = train.split([fractions[name] for name in missing], seed=self.split_seed)
             parts.update(zip(missing, held_out))
             parts["train"] = train
         if parts.get("predict") is None:
             parts["predict"] = parts["test"]
+        sizes = {name: len(parts[name]) for name in STAGES}
+        check_split_sizes(type(self).__name__, sizes, {name: f"{name}_fraction" for name in missing})
 
         state = model_data_state(self)
         if state is not None:
