@@ -28,6 +28,7 @@ from kt.core.sampling import distributed
 from kt.core.tensor_batches import TensorBatches, TensorDataModule
 from kt.core.validation import NonNegativeInt, OpenUnitInterval, PositiveInt
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 # The seed's split: torch.utils.data.random_split with this generator seed and valid_ratio 0.2.
 SEED = 5201314
 
@@ -89,17 +90,22 @@ def read_covid_csv(path: str | Path, expected_header: list[str] | None = None) -
         values = np.array([row[1:] for row in body], dtype=np.float64)
     except ValueError:
         values = None
-    if values is None or not np.isfinite(values).all():
+    # The model computes in float32: a number finite in float64 but beyond float32's range becomes inf there.
+    if values is None or not np.isfinite(values).all() or (np.abs(values) > FLOAT32_MAX).any():
         for number, row in enumerate(body, start=2):
             for col, cell in enumerate(row[1:], start=1):
                 try:
                     ok = math.isfinite(float(cell))
                 except ValueError:
                     ok = False
+                where = f"{path}, line {number}, column {col + 1} ({header[col]})"
                 if not ok:
                     got = f"'{cell}'" if cell.strip() else "an empty cell"
+                    raise InputError(f"{where}: expected a finite number, got {got}")
+                if abs(float(cell)) > FLOAT32_MAX:
                     raise InputError(
-                        f"{path}, line {number}, column {col + 1} ({header[col]}): expected a finite number, got {got}"
+                        f"{where}: {cell.strip()} is beyond float32's range (the model computes in float32; "
+                        f"expected at most {FLOAT32_MAX:.4g} in size)"
                     )
     return CovidTable(path, header, ids, values)
 
