@@ -27,7 +27,7 @@ import kt.tabular  # noqa: F401  (these imports register the models and DataModu
 import kt.tracing  # noqa: F401   `--data.help Assist2009DataModule`, ...)
 import kt.vision  # noqa: F401
 from kt.core.checkpoints import checkpoint_model_class, read_checkpoint
-from kt.core.errors import InputError, one_line_errors
+from kt.core.errors import InputError, input_error_in, one_line_errors
 from kt.core.predictions import PredictionWriter
 from kt.core.resume import ResumableCheckpoint, RNGStates, continue_version, find_last_checkpoint
 from kt.core.validation import check_trainer_limits, plain_numbers
@@ -109,7 +109,11 @@ class KTArgumentParser(LightningArgumentParser):
 
     def instantiate_classes(self, cfg, *args: Any, **kwargs: Any):
         # Range-checked numbers (kt.core.validation) become plain ones: checkpoints hold only plain values.
-        return super().instantiate_classes(plain_numbers(cfg), *args, **kwargs)
+        try:
+            return super().instantiate_classes(plain_numbers(cfg), *args, **kwargs)
+        except ValueError as err:
+            # A model's or DataModule's own check (an InputError in its __init__), not jsonargparse's report.
+            raise input_error_in(err) or err from None
 
     def _help_hint(self, message: str) -> str:
         subcommands = LightningCLI.subcommands()

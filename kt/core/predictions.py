@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from lightning.pytorch import LightningModule, Trainer
@@ -97,18 +98,28 @@ def write_csv_atomically(frame: pd.DataFrame, path: str | Path) -> None:
         raise
 
 
-def check_finite(frame: pd.DataFrame, source: str) -> None:
-    """No empty, NaN or infinite cell: a prediction the model could not make is an error, not a blank."""
+def check_finite(frame: pd.DataFrame, source: str, allowed: dict[str, Any] | None = None) -> None:
+    """No missing, NaN or infinite value: a prediction the model could not make is an error, not a blank.
+
+    Numeric columns must be finite; text columns (ids, skill names) may hold an empty string but no
+    missing value. ``allowed``: per column, the rows where the model leaves a blank on purpose (a boolean
+    mask, or True for the whole column), e.g. DKT's first step of a student, which has no history."""
+    allowed = allowed or {}
     for column in frame.columns:
         values = frame[column]
         if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
             bad = ~values.map(lambda v: math.isfinite(float(v)))
         else:
-            bad = values.isna() | (values.astype(str).str.strip() == "")
+            bad = values.isna()  # text columns (ids, names) may hold "", but not a missing value
+        if column in allowed:
+            bad &= ~(pd.Series(allowed[column], index=frame.index) & values.isna())
         if bad.any():
             row = int(bad.to_numpy().nonzero()[0][0])
             got = values.iloc[row]
-            got = "an empty cell" if got is None or (isinstance(got, str) and not got.strip()) else repr(got)
+            if got is None:
+                got = "an empty cell"
+            else:
+                got = str(float(got)) if isinstance(got, (float, np.floating)) else repr(got)
             ident = f" (id {frame['id'].iloc[row]})" if "id" in frame.columns and column != "id" else ""
             raise InputError(
                 f"{source}, prediction row {row + 1}{ident}, column {column!r}: {got}; the model produced no "
@@ -154,6 +165,7 @@ class PredictionWriter(BasePredictionWriter):
         batches = [b for group in predictions for b in (group if isinstance(group, list) else [group])]
         frames = [pd.DataFrame({k: _column(v) for k, v in batch.items()}) for batch in batches]
         frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-        check_finite(frame, str(self.output_path))
+        blanks = getattr(pl_module, "prediction_blanks", None)  # where the model leaves a cell empty on purpose
+        check_finite(frame, str(self.output_path), blanks(frame) if blanks is not None and len(frame) else None)
         write_csv_atomically(frame, self.output_path)
         rank_zero_info(f"Wrote {len(frame):,} prediction rows to {self.output_path}")

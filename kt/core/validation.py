@@ -62,14 +62,24 @@ def plain_numbers(value: Any) -> Any:
     return value
 
 
-def check_split_fractions(owner: str, **fractions: float) -> None:
-    """Held-out fractions taken from one pool must leave part of it for training."""
+def check_split_fractions(owner: str, pool: int | None = None, **fractions: float) -> None:
+    """Held-out fractions taken from one pool must leave part of it for training; with the pool's size
+    known (``pool`` students), each held-out part (``round(fraction * pool)``, as the split takes it) too."""
     total = sum(fractions.values())
     if total >= 1:
         named = " + ".join(f"{name} {value:g}" for name, value in fractions.items())
         raise InputError(
             f"{owner}: {named} = {total:g} leaves no training data; the held-out fractions must add up to less than 1"
         )
+    if pool is None:
+        return
+    for name, value in fractions.items():
+        if round(value * pool) == 0:
+            raise InputError(
+                f"{owner}: {name} {value:g} of {pool} students is an empty split; raise it to at least {1 / pool:.3g}"
+            )
+    if pool - sum(round(value * pool) for value in fractions.values()) <= 0:
+        raise InputError(f"{owner}: the held-out fractions leave none of the {pool} students for training")
 
 
 # Trainer options kt checks itself (the Trainer's signature cannot carry a range): -1 means "no limit".

@@ -139,6 +139,11 @@ class CNN(BaseModule):
     def on_test_epoch_end(self) -> None:
         self._log_accuracy("test", self.test_acc)
 
+    @staticmethod
+    def prediction_blanks(frame) -> dict:
+        """The cells ``predict_step`` leaves empty on purpose: the true ``label`` of the user's own images."""
+        return {"label": True}
+
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         """One row per image: ``image`` (test-set index or file path), ``label`` (true class; empty for your
         own files), ``pred``, ``pred_name`` and the class probabilities ``p_0`` .. ``p_9``."""

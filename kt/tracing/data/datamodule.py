@@ -60,6 +60,16 @@ class KnowledgeTracingDataModule(LightningDataModule):
         ``test_fraction``); a missing "predict" means the test students.
         """
 
+    def load_predict(self) -> Interactions | None:
+        """The "predict" sequences alone, when the source has them without the training data (its own file);
+        None when they are split off the training students, which then have to be loaded."""
+        return None
+
+    def predicting_from_checkpoint(self) -> bool:
+        """``kt predict`` with a model that carries its vocabulary: the training data is not needed."""
+        trainer = self.trainer
+        return trainer is not None and trainer.state.fn == "predict" and model_data_state(self) is not None
+
     def skill_names(self) -> dict[str, str]:
         return {}
 
@@ -76,6 +86,8 @@ class KnowledgeTracingDataModule(LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
+            return
+        if stage == "predict" and self.predicting_from_checkpoint() and self._setup_predict_only():
             return
         parts = self.load()
         train = parts["train"]
@@ -113,6 +125,17 @@ class KnowledgeTracingDataModule(LightningDataModule):
                 + (f"; {singles} students with a single interaction have nothing to score" if singles else "")
             )
         rank_zero_info(f"{len(self.vocab)} skills")
+
+    def _setup_predict_only(self) -> bool:
+        """Inference needs only the checkpoint's vocabulary and the rows to predict."""
+        data = self.load_predict()
+        if data is None:
+            return False
+        self.vocab = SkillVocabulary.from_state(model_data_state(self))
+        windows = make_windows(data, self.vocab, self.eval_seq_len, where=partial(self.where, "predict"))
+        self.datasets["predict"] = WindowDataset(windows)
+        rank_zero_info(f"predict: {len(data):,} students, {data.num_interactions:,} interactions")
+        return True
 
     def _loader(self, name: str, train: bool = False) -> DataLoader:
         """Training: shuffled per (seed, epoch), resumable mid-epoch. Validation and test: in order. Under

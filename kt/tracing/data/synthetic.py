@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from kt.core.validation import Fraction, NonNegativeFloat, NonNegativeInt, OpenUnitInterval, PositiveInt
+from kt.core.validation import (
+    Fraction,
+    NonNegativeFloat,
+    NonNegativeInt,
+    OpenUnitInterval,
+    PositiveInt,
+    check_split_fractions,
+)
 from kt.tracing.data.datamodule import KnowledgeTracingDataModule
 from kt.tracing.data.sequences import Interactions
 
@@ -74,6 +81,8 @@ class SyntheticKTDataModule(KnowledgeTracingDataModule):
         num_workers: NonNegativeInt = 0,
     ) -> None:
         super().__init__(seq_len, eval_seq_len, batch_size, val_fraction, test_fraction, split_seed, num_workers)
+        # Checked here, before any run folder exists: every split must get students.
+        check_split_fractions(type(self).__name__, num_students, val_fraction=val_fraction, test_fraction=test_fraction)
         self.simulation = dict(
             num_students=num_students,
             num_exercises=num_exercises,
