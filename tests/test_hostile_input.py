@@ -425,23 +425,24 @@ def test_predict_stops_promptly_on_a_signal(signum, trained, tmp_path):
     """A long `kt predict` (many students) gets a signal once it predicts: it stops within seconds, exits
     non-zero, leaves the old output whole and no temporary file."""
     many = tmp_path / "many.csv"
-    write_three_line(many, SKILLS * 20_000)
+    write_three_line(many, SKILLS * 2_000)
     out = tmp_path / "pred.csv"
     out.write_text("the previous predictions\n")
     args = [*_dkt_predict(trained, out, tmp_path / "logs"), "--data.predict_file", str(many),
-            "--data.batch_size", "1", "--trainer.enable_progress_bar", "true"]  # fmt: skip
+            "--data.batch_size", "1"]  # fmt: skip
     process = subprocess.Popen([sys.executable, "-m", "kt", *args], env=kt_env(), cwd=tmp_path,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    seen = ""
-    while "Predicting" not in seen and process.poll() is None:
-        seen += process.stderr.read(1)
+    seen, deadline = "", time.monotonic() + 120
+    # Logged once the checkpoint is being restored, just before the predict loop.
+    while "Restoring states" not in seen and process.poll() is None and time.monotonic() < deadline:
+        seen += process.stderr.readline()
     assert process.poll() is None, seen
-    time.sleep(0.5)
+    time.sleep(1)
     sent = time.monotonic()
     process.send_signal(signum)
     process.stderr.close()
     code = process.wait(timeout=60)
-    assert time.monotonic() - sent < 10
+    assert time.monotonic() - sent < 20  # seconds, on a shared 2-core machine; uninterrupted it runs on
     assert code != 0
     assert out.read_text() == "the previous predictions\n"
     assert not list(tmp_path.glob(".pred.csv.*"))

@@ -147,9 +147,12 @@ class PredictionWriter(BasePredictionWriter):
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage == "predict":
             check_output_path(self.output_path, "prediction_writer.output_path")
+            # SIGTERM/SIGINT stop the run here and now; the old output stays as it was.
+            self._signals.install()
 
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        # SIGTERM/SIGINT stop the run here and now; the old output stays as it was.
+        # Again, in case Lightning's signal connector replaced the handlers after setup.
+        self._signals.restore()
         self._signals.install()
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
