@@ -42,6 +42,7 @@ from kt.core.run_folder import (
     build_logger,
     logger_config,
 )
+from kt.core.validation import check_trainer_limits
 
 # The shipped configs install with the package; KT_TRAINER_CONFIG points at other trainer defaults.
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -183,6 +184,7 @@ class KTCLI(LightningCLI):
         if self.subcommand is None:
             return
         config = self.config[self.subcommand]
+        check_trainer_limits(config.get("trainer"))
         if self.checkpoint_path is not None:
             config["ckpt_path"] = self.checkpoint_path
         elif config.get("ckpt_path") == "last":

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib
 import io
-import pickle
 import re
 from pathlib import Path
 from typing import Any
@@ -63,7 +62,7 @@ def _read_bytes(path: str | Path) -> bytes:
 def _load_bytes(data: bytes, path: str | Path, map_location: Any) -> dict:
     try:
         checkpoint = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError, AttributeError) as err:
+    except Exception as err:  # noqa: BLE001 - any failure to unpickle untrusted bytes means "not a checkpoint"
         reason = _unsafe_reason(err)
         if reason is not None:
             raise InputError(
@@ -75,6 +74,21 @@ def _load_bytes(data: bytes, path: str | Path, map_location: Any) -> dict:
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise InputError(f"checkpoint {path} has no model weights (no 'state_dict'); {CHECKPOINT_HELP}")
     return checkpoint
+
+
+def check_weights_match(module: torch.nn.Module, checkpoint: dict, path: str | Path = "checkpoint") -> None:
+    """The checkpoint's tensors have the shapes the model built from its hyperparameters has; otherwise one
+    error naming the first tensor that differs (instead of PyTorch's "size mismatch" traceback)."""
+    own = module.state_dict()
+    for name, tensor in checkpoint.get("state_dict", {}).items():
+        expected = own.get(name)
+        if expected is None or not isinstance(tensor, torch.Tensor) or tensor.shape == expected.shape:
+            continue
+        raise InputError(
+            f"checkpoint {path}: tensor {name} has shape {tuple(tensor.shape)}, but the hyperparameters saved "
+            f"with it build {tuple(expected.shape)}; the file's weights and hyperparameters disagree (was it edited "
+            f"or assembled from two runs?); {CHECKPOINT_HELP}"
+        )
 
 
 def checkpoint_model_class(checkpoint: dict, path: str | Path = "checkpoint") -> type[LightningModule]:
@@ -105,6 +119,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device | None = 
     scaler, normalisation) come from the checkpoint, so no data or config is needed.
     """
     data = _read_bytes(path)  # read once: checked here, then handed to Lightning from memory
-    cls = checkpoint_model_class(_load_bytes(data, path, "cpu"), path)
+    checkpoint = _load_bytes(data, path, "cpu")
+    cls = checkpoint_model_class(checkpoint, path)
+    hparams = {k: v for k, v in checkpoint.get("hyper_parameters", {}).items() if not k.startswith("_")}
+    try:
+        check_weights_match(cls(**hparams), checkpoint, path)
+    except TypeError as err:
+        raise InputError(f"checkpoint {path}: its hyperparameters do not fit {cls.__name__} ({err})") from None
     model = cls.load_from_checkpoint(io.BytesIO(data), map_location=map_location, weights_only=True)
     return model.eval()

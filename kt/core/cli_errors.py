@@ -19,7 +19,8 @@ from lightning.pytorch import LightningDataModule, LightningModule
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from kt.core.checkpoints import TASKS
-from kt.core.errors import InputError
+from kt.core.errors import InputError, input_error_in
+from kt.core.validation import plain_numbers
 
 # Lines of jsonargparse's nested Union report that say nothing the user can act on.
 NOISE = re.compile(r"^(Does not validate against any of the Union subtypes|Subtypes:|Errors:|Given value type:"
@@ -121,6 +122,14 @@ class KTArgumentParser(LightningArgumentParser):
         if unknown is not None:
             raise UsageError(unknown)
         raise UsageError(f"{one_line(message)} ({help_hint(subcommand, message)})")
+
+    def instantiate_classes(self, cfg: Any, *args: Any, **kwargs: Any) -> Any:
+        # Range-checked numbers (kt.core.validation) become plain ones: checkpoints hold only plain values.
+        try:
+            return super().instantiate_classes(plain_numbers(cfg), *args, **kwargs)
+        except ValueError as err:
+            # A model's or DataModule's own check (an InputError in its __init__), not jsonargparse's report.
+            raise input_error_in(err) or err from None
 
 
 class HelpFormatter(RawDescriptionHelpFormatter, DefaultHelpFormatter):

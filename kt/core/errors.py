@@ -23,3 +23,15 @@ def one_line_errors(prog: str) -> Iterator[None]:
             raise
         print(f"{prog}: error: {err}", file=sys.stderr)
         sys.exit(2)
+
+
+def input_error_in(err: BaseException) -> InputError | None:
+    """The InputError that caused ``err``, if any: jsonargparse wraps what a class's ``__init__`` raised in
+    its own ValueError (one per Union subtype tried), and the user should see kt's message, not that."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, InputError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None

@@ -26,6 +26,16 @@ class BaseModule(LightningModule):
         # kt.load_checkpoint finds the class by this name (in a task package's __all__): the file alone suffices.
         checkpoint["kt_model"] = type(self).__name__
 
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # Runs before the weights are loaded: tensors that disagree with the hyperparameters are one clear error.
+        from kt.core.checkpoints import check_weights_match
+
+        try:
+            path = self.trainer.ckpt_path or "checkpoint"
+        except RuntimeError:  # not attached to a Trainer (load_from_checkpoint)
+            path = "checkpoint"
+        check_weights_match(self, checkpoint, path)
+
     def configure_optimizers(self):
         hp = self.hparams
         params = [p for p in self.parameters() if p.requires_grad]

@@ -19,6 +19,7 @@ from kt.core.download import ensure_file
 from kt.core.errors import InputError
 from kt.core.splits import train_val_test
 from kt.core.tensor_batches import TensorBatches, TensorDataModule
+from kt.core.validation import NonNegativeInt, OpenUnitInterval, PositiveInt
 from kt.tabular.covid_reader import CovidTable, read_covid_csv, state_of_rows
 from kt.tabular.features import encode, fit_feature_state
 
@@ -69,16 +70,16 @@ class CovidDataModule(TensorDataModule):
         train_sha256: str | None = None,
         test_url: str | None = None,
         test_sha256: str | None = None,
-        valid_ratio: float = 0.2,
+        valid_ratio: OpenUnitInterval = 0.2,
         seed: int = SEED,
-        fold: int | None = None,
-        num_folds: int = 5,
+        fold: NonNegativeInt | None = None,
+        num_folds: PositiveInt = 5,
         group_by: Literal["row", "state"] = "row",
         features: Literal["all"] | list[int | str] = "all",
-        top_k: int | None = None,
+        top_k: PositiveInt | None = None,
         standardize: bool = True,
-        batch_size: int = 256,
-        eval_batch_size: int | None = None,
+        batch_size: PositiveInt = 256,
+        eval_batch_size: PositiveInt | None = None,
     ) -> None:
         super().__init__()
         if not 0.0 < valid_ratio < 1.0:

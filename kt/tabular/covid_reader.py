@@ -17,6 +17,8 @@ import pandas as pd
 
 from kt.core.errors import InputError
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 
 class CovidTable:
     """One parsed CSV: the header, the row ids (as written) and the numeric columns after ``id``."""
@@ -108,6 +110,14 @@ def read_covid_csv(
         got = f"'{cell}'" if cell.strip() else "an empty cell"
         raise InputError(
             f"{path}, line {row + 2}, column {col + 2} ({header[col + 1]}): expected a finite number, got {got}"
+        )
+    # The model computes in float32: a number finite in float64 but beyond float32's range becomes inf there.
+    huge = np.argwhere(np.abs(values) > FLOAT32_MAX)
+    if len(huge):
+        row, col = huge[0]
+        raise InputError(
+            f"{path}, line {row + 2}, column {col + 2} ({header[col + 1]}): {body.iat[row, col + 1].strip()} is "
+            f"beyond float32's range (the model computes in float32; expected at most {FLOAT32_MAX:.4g} in size)"
         )
     return CovidTable(path, header, ids.tolist(), values)
 

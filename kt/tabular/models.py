@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, R2Score
 
 from kt.core.module import BaseModule, Optimizer, Scheduler
+from kt.core.validation import Fraction, NonNegativeFloat, PositiveFloat, PositiveInt
 from kt.tabular.nets import MLP
 
 Activation = Literal["relu", "leaky_relu", "gelu", "silu", "tanh", "sigmoid"]
@@ -41,17 +42,17 @@ class MLPRegressor(BaseModule):
 
     def __init__(
         self,
-        hidden_sizes: list[int] = [16, 8],  # noqa: B006 - jsonargparse shows the default; never mutated
+        hidden_sizes: list[PositiveInt] = [16, 8],  # noqa: B006 - jsonargparse shows the default; never mutated
         activation: Activation = "relu",
-        dropout: float = 0.0,
+        dropout: Fraction = 0.0,
         batch_norm: bool = False,
         loss: Literal["mse", "l1", "huber"] = "mse",
         optimizer: Optimizer = "sgd",
-        lr: float = 1e-5,
-        weight_decay: float = 0.0,
-        momentum: float = 0.9,
+        lr: PositiveFloat = 1e-5,
+        weight_decay: NonNegativeFloat = 0.0,
+        momentum: NonNegativeFloat = 0.9,
         scheduler: Scheduler = "none",
-        input_size: int | None = None,
+        input_size: PositiveInt | None = None,
         data_state: dict | None = None,
     ) -> None:
         super().__init__()

@@ -46,21 +46,70 @@ def expand_paths(patterns: list[str]) -> list[Path]:
     return list(dict.fromkeys(out))
 
 
+# Larger images are refused before they are decoded (a "decompression bomb" is a small file that decodes to
+# gigabytes): 40 megapixels is a 7,300 x 5,500 photo, far more than a 28 x 28 input needs.
+MAX_IMAGE_PIXELS = 40_000_000
+# Modes with an alpha channel (or a palette that may have a transparent entry): composited on white.
+ALPHA_MODES = ("RGBA", "LA", "PA", "P", "RGBa", "La")
+
+
 def load_grey(path: Path) -> np.ndarray:
-    """The image as a float array of grey levels in 0..255 (transparent parts become white)."""
+    """The image as a float array of grey levels in 0..255 (transparent parts become white).
+
+    Every mode Pillow reads is scaled to 0..255 by its own range: 16-bit greys (``I;16*``, and ``I``, as
+    which Pillow may open a 16-bit PNG) are divided by 257 (65535 -> 255), float images (``F``) with values in
+    0..1 are multiplied by 255 (otherwise taken as 0..255), 1-bit images are 0 or 255, colour (``RGB``,
+    ``CMYK``, ...) becomes grey by ITU-R 601 luma, and alpha is composited on white.
+    """
+    import warnings
+
     from PIL import Image, UnidentifiedImageError  # Pillow is only needed for user images
 
     try:
-        with Image.open(path) as image:
-            image.load()
-            if image.mode in ("RGBA", "LA", "P"):
-                image = image.convert("RGBA")
-                background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-                image = Image.alpha_composite(background, image)
-            grey = image.convert("L")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                pixels = image.width * image.height
+                if pixels > MAX_IMAGE_PIXELS:
+                    raise _too_large(path, image.width, image.height)
+                image.load()
+                return _grey_levels(image)
+    except InputError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise InputError(f"{path}: refused, it decodes to too many pixels ({err}); "
+                         f"kt reads images of at most {MAX_IMAGE_PIXELS:,} pixels") from None
     except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise InputError(f"{path}: cannot read it as an image ({err}); expected a PNG, JPEG or similar file") from err
-    return np.asarray(grey, dtype=np.float64)
+        raise InputError(f"{path}: cannot read it as an image ({err}); expected a PNG, JPEG or similar file") from None
+
+
+def _too_large(path: Path, width: int, height: int) -> InputError:
+    return InputError(
+        f"{path}: {width} x {height} = {width * height:,} pixels is more than kt reads "
+        f"({MAX_IMAGE_PIXELS:,}); scale it down first"
+    )
+
+
+def _grey_levels(image) -> np.ndarray:
+    from PIL import Image
+
+    mode = image.mode
+    if mode.startswith("I;16") or mode == "I":
+        values = np.asarray(image, dtype=np.float64)
+        return np.clip(values / 257.0, 0, 255)
+    if mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        values = np.nan_to_num(values, nan=0.0, posinf=255.0, neginf=0.0)
+        if values.size and values.min() >= 0 and values.max() <= 1:
+            values = values * 255.0
+        return np.clip(values, 0, 255)
+    if mode in ALPHA_MODES:
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image)
+    elif mode not in ("L", "RGB", "1"):
+        image = image.convert("RGB")  # CMYK, YCbCr, LAB, HSV, ...: Pillow's own conversion to RGB first
+    return np.asarray(image.convert("L"), dtype=np.float64)
 
 
 def to_mnist_style(grey: np.ndarray, box: int = 20, center_of_mass: bool = True, size: int = 28) -> np.ndarray:

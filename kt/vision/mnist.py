@@ -21,6 +21,7 @@ from kt.core.download import ensure_file, file_digest
 from kt.core.errors import InputError
 from kt.core.splits import split_groups
 from kt.core.tensor_batches import TensorBatches, TensorDataModule
+from kt.core.validation import NonNegativeFloat, NonNegativeInt, PositiveInt
 from kt.vision.augment import augment, normalize, to_float
 from kt.vision.idx import read_pair
 from kt.vision.image_files import expand_paths, load_image_files
@@ -95,14 +96,14 @@ class MNISTDataModule(TensorDataModule):
         dataset: Dataset = "mnist",
         data_dir: str | None = None,
         download: bool = True,
-        val_size: int = 5000,
+        val_size: PositiveInt = 5000,
         split_seed: int = 42,
         normalization: Literal["seed", "dataset"] = "seed",
-        rotation: float = 0.0,
-        translate: int = 0,
+        rotation: NonNegativeFloat = 0.0,
+        translate: NonNegativeInt = 0,
         hflip: bool = False,
-        batch_size: int = 64,
-        eval_batch_size: int = 1000,
+        batch_size: PositiveInt = 64,
+        eval_batch_size: PositiveInt = 1000,
         predict_files: list[str] | None = None,
     ) -> None:
         super().__init__()

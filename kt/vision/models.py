@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
 from kt.core.module import BaseModule, Optimizer, Scheduler
+from kt.core.validation import Fraction, NonNegativeFloat, PositiveFloat, PositiveInt
 from kt.vision.nets import CNNNet
 
 
@@ -45,23 +46,23 @@ class CNN(BaseModule):
 
     def __init__(
         self,
-        channels: list[int] = [16, 32],  # noqa: B006 - jsonargparse shows the default; never mutated
-        convs_per_block: int = 1,
-        kernel_size: int = 3,
-        fc_sizes: list[int] = [128],  # noqa: B006
+        channels: list[PositiveInt] = [16, 32],  # noqa: B006 - jsonargparse shows the default; never mutated
+        convs_per_block: PositiveInt = 1,
+        kernel_size: PositiveInt = 3,
+        fc_sizes: list[PositiveInt] = [128],  # noqa: B006
         batch_norm: bool = False,
-        dropout: float = 0.0,
-        conv_dropout: float = 0.0,
+        dropout: Fraction = 0.0,
+        conv_dropout: Fraction = 0.0,
         global_pool: bool = False,
         pool_early: bool = False,
         channels_last: bool = False,
         tta_hflip: bool = False,
-        num_classes: int = 10,
-        label_smoothing: float = 0.0,
+        num_classes: PositiveInt = 10,
+        label_smoothing: Fraction = 0.0,
         optimizer: Optimizer = "adam",
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        momentum: float = 0.9,
+        lr: PositiveFloat = 1e-3,
+        weight_decay: NonNegativeFloat = 0.0,
+        momentum: NonNegativeFloat = 0.9,
         scheduler: Scheduler = "none",
         data_state: dict | None = None,
     ) -> None:
@@ -138,6 +139,11 @@ class CNN(BaseModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_accuracy("test", self.test_acc)
+
+    @staticmethod
+    def prediction_blanks(frame) -> dict:
+        """The cells ``predict_step`` leaves empty on purpose: the true ``label`` of the user's own images."""
+        return {"label": True}
 
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         """One row per image: ``image`` (test-set index or file path), ``label`` (true class; empty for your

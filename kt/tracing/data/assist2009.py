@@ -9,6 +9,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from kt.core.download import ensure_file
 from kt.core.errors import InputError
+from kt.core.validation import NonNegativeInt, OpenUnitInterval, PositiveInt, check_split_fractions
 from kt.tracing.data.datamodule import KnowledgeTracingDataModule
 from kt.tracing.data.dkvmn import DATASETS
 from kt.tracing.data.formats import MultiSkill, read_skill_builder, read_skill_map, read_three_line
@@ -58,15 +59,15 @@ class Assist2009DataModule(KnowledgeTracingDataModule):
         raw_url: str | None = None,
         raw_sha256: str | None = None,
         multi_skill: MultiSkill = "expand",
-        seq_len: int = 100,
-        eval_seq_len: int | None = None,
-        batch_size: int = 64,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.1,
+        seq_len: PositiveInt = 100,
+        eval_seq_len: PositiveInt | None = None,
+        batch_size: PositiveInt = 64,
+        val_fraction: OpenUnitInterval = 0.1,
+        test_fraction: OpenUnitInterval = 0.1,
         split_seed: int = 42,
-        num_workers: int = 0,
+        num_workers: NonNegativeInt = 0,
         bucket: bool = True,
-        eval_tokens: int | None = None,
+        eval_tokens: PositiveInt | None = None,
     ) -> None:
         super().__init__(
             seq_len, eval_seq_len, batch_size, val_fraction, test_fraction, split_seed, num_workers, bucket,
@@ -75,6 +76,10 @@ class Assist2009DataModule(KnowledgeTracingDataModule):
         self.data_dir = Path(data_dir)
         self.format = format
         self.files = {"train": train_file, "val": val_file, "test": test_file, "predict": predict_file}
+        # The fractions that split the training file (no file of their own) must leave it training students.
+        held_out = {f"{name}_fraction": f for name, f in (("val", val_fraction), ("test", test_fraction))
+                    if self.files[name] is None}  # fmt: skip
+        check_split_fractions(type(self).__name__, **held_out)
         self.download = download
         self.raw_url = raw_url
         self.raw_sha256 = raw_sha256
@@ -101,11 +106,21 @@ class Assist2009DataModule(KnowledgeTracingDataModule):
 
     def prepare_data(self) -> None:
         # Downloads happen once per machine, before setup() runs in every process.
+        if self.predicting_from_checkpoint() and self._predict_file() is not None:
+            self._path(self._predict_file())  # the checkpoint has the vocabulary: no training file needed
+            return
         for name in self.files.values():
             if name is not None:
                 self._path(name)
         if self.format == "three_line":
             self._three_line_names()
+
+    def _predict_file(self) -> str | None:
+        return self.files["predict"] or self.files["test"]
+
+    def load_predict(self) -> Interactions | None:
+        name = self._predict_file()
+        return self._read(name) if name else None
 
     def load(self) -> dict[str, Interactions | None]:
         parts = {stage: self._read(name) if name else None for stage, name in self.files.items()}

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 
 from kt.core.data_state import model_data_state
 from kt.core.sampling import BucketSampler, EpochSampler, ResumableLoader, global_seed, trained_batches
+from kt.core.validation import NonNegativeInt, OpenUnitInterval, PositiveInt, check_split_fractions, check_split_sizes
 from kt.tracing.data.sequences import Interactions, SkillVocabulary, WindowDataset, collate_windows, make_windows
 
 STAGES = ("train", "val", "test", "predict")
@@ -43,15 +44,15 @@ class KnowledgeTracingDataModule(LightningDataModule):
 
     def __init__(
         self,
-        seq_len: int = 100,
-        eval_seq_len: int | None = None,
-        batch_size: int = 64,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.1,
+        seq_len: PositiveInt = 100,
+        eval_seq_len: PositiveInt | None = None,
+        batch_size: PositiveInt = 64,
+        val_fraction: OpenUnitInterval = 0.1,
+        test_fraction: OpenUnitInterval = 0.1,
         split_seed: int = 42,
-        num_workers: int = 0,
+        num_workers: NonNegativeInt = 0,
         bucket: bool = True,
-        eval_tokens: int | None = None,
+        eval_tokens: PositiveInt | None = None,
     ) -> None:
         super().__init__()
         self.seq_len = seq_len
@@ -75,6 +76,16 @@ class KnowledgeTracingDataModule(LightningDataModule):
         ``test_fraction``); a missing "predict" means the test students.
         """
 
+    def load_predict(self) -> Interactions | None:
+        """The "predict" sequences alone, when the source has them without the training data (its own file);
+        None when they are split off the training students, which then have to be loaded."""
+        return None
+
+    def predicting_from_checkpoint(self) -> bool:
+        """``kt predict`` with a model that carries its vocabulary: the training data is not needed."""
+        trainer = self.trainer
+        return trainer is not None and trainer.state.fn == "predict" and model_data_state(self) is not None
+
     def skill_names(self) -> dict[str, str]:
         return {}
 
@@ -92,16 +103,22 @@ class KnowledgeTracingDataModule(LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
+        if stage == "predict" and self.predicting_from_checkpoint() and self._setup_predict_only():
+            return
         parts = self.load()
         train = parts["train"]
         missing = [name for name in ("val", "test") if parts.get(name) is None]
         fractions = {"val": self.val_fraction, "test": self.test_fraction}
         if missing:
+            owner = type(self).__name__
+            check_split_fractions(owner, **{f"{name}_fraction": fractions[name] for name in missing})
             *held_out, train = train.split([fractions[name] for name in missing], seed=self.split_seed)
             parts.update(zip(missing, held_out))
             parts["train"] = train
         if parts.get("predict") is None:
             parts["predict"] = parts["test"]
+        sizes = {name: len(parts[name]) for name in STAGES}
+        check_split_sizes(type(self).__name__, sizes, {name: f"{name}_fraction" for name in missing})
 
         state = model_data_state(self)
         if state is not None:
@@ -124,6 +141,17 @@ class KnowledgeTracingDataModule(LightningDataModule):
                 + (f"; {singles} students with a single interaction have nothing to score" if singles else "")
             )
         rank_zero_info(f"{len(self.vocab)} skills")
+
+    def _setup_predict_only(self) -> bool:
+        """Inference needs only the checkpoint's vocabulary and the rows to predict."""
+        data = self.load_predict()
+        if data is None:
+            return False
+        self.vocab = SkillVocabulary.from_state(model_data_state(self))
+        windows = make_windows(data, self.vocab, self.eval_seq_len, where=partial(self.where, "predict"))
+        self.datasets["predict"] = WindowDataset(windows)
+        rank_zero_info(f"predict: {len(data):,} students, {data.num_interactions:,} interactions")
+        return True
 
     def _loader(self, name: str, train: bool = False) -> DataLoader:
         """Training: shuffled per (seed, epoch), resumable mid-epoch. Evaluation: every window once, in a

@@ -19,7 +19,15 @@ def read_three_line(path: str | Path) -> Interactions:
     Students are named by their 0-based position in the file.
     """
     path = Path(path)
-    lines = path.read_text().splitlines()
+    data = path.read_bytes()
+    try:
+        lines = data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise InputError(
+            f"{path}, line {line}: byte {data[err.start]:#04x} is not UTF-8 text; expected the 3-line format "
+            "(a length, skill ids and 0/1 answers per student, as text)"
+        ) from None
     while lines and not lines[-1].strip():
         lines.pop()
     if not lines:

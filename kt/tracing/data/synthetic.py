@@ -33,6 +33,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from kt.core.validation import (
+    Fraction,
+    NonNegativeFloat,
+    NonNegativeInt,
+    OpenUnitInterval,
+    PositiveInt,
+    check_split_fractions,
+)
 from kt.tracing.data.datamodule import KnowledgeTracingDataModule
 from kt.tracing.data.sequences import Interactions
 
@@ -85,30 +93,32 @@ class SyntheticKTDataModule(KnowledgeTracingDataModule):
 
     def __init__(
         self,
-        num_students: int = 4000,
-        num_exercises: int = 50,
-        num_concepts: int = 5,
-        steps_per_student: int = 50,
-        guess: float = 0.25,
-        learning_gain: float = 0.2,
-        ability_sd: float = 6.0,
+        num_students: PositiveInt = 4000,
+        num_exercises: PositiveInt = 50,
+        num_concepts: PositiveInt = 5,
+        steps_per_student: PositiveInt = 50,
+        guess: Fraction = 0.25,
+        learning_gain: NonNegativeFloat = 0.2,
+        ability_sd: NonNegativeFloat = 6.0,
         difficulty_mean: float = 1.5,
-        difficulty_sd: float = 1.0,
+        difficulty_sd: NonNegativeFloat = 1.0,
         seed: int = 0,
-        seq_len: int = 100,
-        eval_seq_len: int | None = None,
-        batch_size: int = 64,
-        val_fraction: float = 0.2,
-        test_fraction: float = 0.2,
+        seq_len: PositiveInt = 100,
+        eval_seq_len: PositiveInt | None = None,
+        batch_size: PositiveInt = 64,
+        val_fraction: OpenUnitInterval = 0.2,
+        test_fraction: OpenUnitInterval = 0.2,
         split_seed: int = 42,
-        num_workers: int = 0,
+        num_workers: NonNegativeInt = 0,
         bucket: bool = True,
-        eval_tokens: int | None = None,
+        eval_tokens: PositiveInt | None = None,
     ) -> None:
         super().__init__(
             seq_len, eval_seq_len, batch_size, val_fraction, test_fraction, split_seed, num_workers, bucket,
             eval_tokens,
         )
+        # Checked here, before any run folder exists: every split must get students.
+        check_split_fractions(type(self).__name__, num_students, val_fraction=val_fraction, test_fraction=test_fraction)
         self.simulation = dict(
             num_students=num_students,
             num_exercises=num_exercises,

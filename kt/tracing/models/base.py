@@ -136,6 +136,11 @@ class KnowledgeTracingModel(BaseModule):
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluate(batch, "test", self.test_metrics)
 
+    @staticmethod
+    def prediction_blanks(frame) -> dict:
+        """The cells ``predict_step`` leaves empty on purpose: ``p_correct`` at a student's first step."""
+        return {"p_correct": (frame["step"] == 0).to_numpy()}
+
     def predict_step(self, batch: dict, batch_idx: int) -> dict:
         """One row per step of each student: the probability of a correct answer predicted from the steps
         before it (empty at the student's first step, which has no history)."""

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from kt.core.errors import InputError
 from kt.core.module import Optimizer, Scheduler
+from kt.core.validation import Fraction, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from kt.tracing.models.base import KnowledgeTracingModel
 from kt.tracing.nets.dkt import Backbone, DKTLogits, DKTNet, RecurrentState
 
@@ -46,23 +47,23 @@ class DKT(KnowledgeTracingModel):
 
     def __init__(
         self,
-        num_skills: int | None = None,
-        emb_size: int = 100,
-        hidden_size: int = 100,
-        num_layers: int = 1,
-        dropout: float = 0.0,
+        num_skills: PositiveInt | None = None,
+        emb_size: PositiveInt = 100,
+        hidden_size: PositiveInt = 100,
+        num_layers: PositiveInt = 1,
+        dropout: Fraction = 0.0,
         backbone: Backbone = "lstm",
-        xlstm_blocks: int = 8,
-        slstm_at: list[int] | None = None,
-        xlstm_heads: int = 4,
-        lambda_r: float = 0.0,
-        lambda_w1: float = 0.0,
-        lambda_w2: float = 0.0,
+        xlstm_blocks: PositiveInt = 8,
+        slstm_at: list[NonNegativeInt] | None = None,
+        xlstm_heads: PositiveInt = 4,
+        lambda_r: NonNegativeFloat = 0.0,
+        lambda_w1: NonNegativeFloat = 0.0,
+        lambda_w2: NonNegativeFloat = 0.0,
         score_positions: Literal["all", "first"] = "all",
         optimizer: Optimizer = "adam",
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        momentum: float = 0.9,
+        lr: PositiveFloat = 1e-3,
+        weight_decay: NonNegativeFloat = 0.0,
+        momentum: NonNegativeFloat = 0.9,
         scheduler: Scheduler = "none",
         data_state: dict | None = None,
     ) -> None:
