@@ -177,6 +177,7 @@ def tiny_assist(tmp_path: Path) -> list[str]:
     ]
 
 
+@pytest.mark.slow  # end to end through the CLI
 def test_predictions_in_input_order_and_metrics_as_without_bucketing(tmp_path):
     args = tiny_assist(tmp_path)
     fit = run_cli(["fit", *args, "--trainer.max_epochs", "1"])

@@ -141,6 +141,7 @@ def test_a_failing_run_leaves_no_log_folder(tmp_path, capsys):
         "default", "default/version_0", "default/version_0/notes.txt"]
 
 
+@pytest.mark.slow  # end to end through the CLI
 def test_evaluation_runs_write_no_log_folder_unless_asked(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the configs' logger writes to ./lightning_logs
     fit = run_cli(["fit", *TINY, "--trainer.max_epochs", "1"])

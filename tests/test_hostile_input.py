@@ -485,6 +485,7 @@ def test_mlp_and_cnn_predict_need_no_training_data(trained, tmp_path):
     assert len(pd.read_csv(tmp_path / "cnn.csv")) == 1
 
 
+@pytest.mark.slow  # end to end through the CLI
 def test_real_command_prints_one_line(tmp_path):
     """The entry point in a fresh process: the option error is the last line, exit 2, no traceback."""
     result = subprocess.run([sys.executable, "-m", "kt", "fit", "--config", "dkt_synthetic", "--data.batch_size",

@@ -80,6 +80,7 @@ def parsed_fit_config(config: Path):
     return run_cli([*defaults, "--config", str(config)], run=False).config
 
 
+@pytest.mark.slow  # end to end through the CLI
 def test_tune_scores_by_folds_writes_best_yaml_and_resumes(covid: Path, tmp_path: Path) -> None:
     space, out = write_space(tmp_path / "space.yaml", SPACE), tmp_path / "tune"
     tune(covid, space, out, 2)
@@ -120,6 +121,7 @@ def test_tune_scores_by_folds_writes_best_yaml_and_resumes(covid: Path, tmp_path
     assert len(load_study(out).trials) == 3
 
 
+@pytest.mark.slow  # end to end through the CLI
 def test_a_failing_trial_is_recorded_and_the_study_goes_on(covid: Path, tmp_path: Path) -> None:
     # Dropout 1.5 is refused by torch when the network is built; 0.0 trains.
     space = write_space(tmp_path / "space.yaml", "model.init_args.dropout: {choices: [1.5, 0.0]}\n")
@@ -160,6 +162,7 @@ def test_bad_space_files_get_one_line_errors(covid: Path, tmp_path: Path, capsys
 
 
 # ------------------------------------------------------------------------------------------- fold ensembles
+@pytest.mark.slow  # end to end through the CLI
 def test_mlp_fold_ensemble_predicts_the_mean_of_the_fold_models(covid: Path, tmp_path: Path) -> None:
     folds = tmp_path / "cv"
     main(["cv", "--config", str(covid), "--num-folds", "2", "--out", str(folds)])
@@ -187,6 +190,7 @@ def test_mlp_fold_ensemble_predicts_the_mean_of_the_fold_models(covid: Path, tmp
     assert not np.allclose(outputs[0], outputs[1])  # two different models, so the mean is a real test
 
 
+@pytest.mark.slow  # end to end through the CLI
 def test_dkt_ensemble_averages_probabilities(tmp_path: Path) -> None:
     config = {
         "seed_everything": 0,
