@@ -12,7 +12,7 @@ from kt.core.errors import InputError
 from kt.core.validation import NonNegativeInt, OpenUnitInterval, PositiveInt, check_split_fractions
 from kt.tracing.data.datamodule import KnowledgeTracingDataModule
 from kt.tracing.data.dkvmn import DATASETS
-from kt.tracing.data.formats import MultiSkill, read_skill_builder, read_skill_map, read_three_line
+from kt.tracing.data.formats import MultiSkill, read_skill_builder, read_skill_map, read_three_line, student_location
 from kt.tracing.data.sequences import Interactions
 
 # The DKVMN authors' split (github.com/jennyzhang0215/DKVMN, data/assist2009_updated/): 3-line files, the same
@@ -144,8 +144,4 @@ class Assist2009DataModule(KnowledgeTracingDataModule):
     def where(self, stage: str, student: str) -> str:
         # Held-out students (no file of their own) come from the training file; so does "predict" without one.
         name = self.files.get(stage) or (self.files["test"] if stage == "predict" else None) or self.files["train"]
-        path = self.data_dir / name
-        if self.format == "three_line" and student.isdigit():
-            # 3-line students are named by their position: student k's skill ids are on line 3k + 2.
-            return f"{path}, line {3 * int(student) + 2} (student {student})"
-        return f"{path}, student {student}"
+        return student_location(self.data_dir / name, student, self.format == "three_line")

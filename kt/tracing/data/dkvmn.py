@@ -21,7 +21,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from kt.core.download import ensure_file
 from kt.core.errors import InputError
 from kt.tracing.data.datamodule import KnowledgeTracingDataModule
-from kt.tracing.data.formats import read_skill_map, read_three_line
+from kt.tracing.data.formats import read_skill_map, read_three_line, student_location
 from kt.tracing.data.sequences import Interactions
 
 REPOSITORY = "https://raw.githubusercontent.com/jennyzhang0215/DKVMN/master/data/"
@@ -222,8 +222,4 @@ class DKVMNDataModule(KnowledgeTracingDataModule):
 
     def where(self, stage: str, student: str) -> str:
         name = self.files.get(stage) or (self.files["test"] if stage == "predict" else None) or self.files["train"]
-        path = self.data_dir / name
-        if student.isdigit():
-            # 3-line students are named by their position: student k's skill ids are on line 3k + 2.
-            return f"{path}, line {3 * int(student) + 2} (student {student})"
-        return f"{path}, student {student}"
+        return student_location(self.data_dir / name, student)

@@ -62,6 +62,14 @@ def read_three_line(path: str | Path) -> Interactions:
     return Interactions(students, skills, correct)
 
 
+def student_location(path: str | Path, student: str, three_line: bool = True) -> str:
+    """Where a student's rows are, for error messages: 3-line students are named by their position, and
+    student k's skill ids are on line 3k + 2."""
+    if three_line and student.isdigit():
+        return f"{path}, line {3 * int(student) + 2} (student {student})"
+    return f"{path}, student {student}"
+
+
 def read_skill_map(path: str | Path) -> dict[str, str]:
     """``<skill id>\\t<skill name>`` per line (the DKVMN authors' ``*_skill_mapping.txt``)."""
     names = {}
