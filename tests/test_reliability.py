@@ -175,8 +175,9 @@ def test_tensor_batches_resume_skips_trained_batches():
 
 @pytest.mark.slow  # a whole 3-epoch run
 def test_last_checkpoint_is_the_latest_epoch_even_without_improvement(tmp_path):
-    # lr 0: the validation AUC never improves after the first epoch, so no new best checkpoint is written.
-    cli = run_cli(["fit", *TINY_DKT, "--model.init_args.lr", "0", "--trainer.max_epochs", "3",
+    # lr 1e-30: the weights do not move (in float32), so the validation AUC never improves after the first
+    # epoch and no new best checkpoint is written.
+    cli = run_cli(["fit", *TINY_DKT, "--model.init_args.lr", "1e-30", "--trainer.max_epochs", "3",
                    "--trainer.logger.init_args.save_dir", str(tmp_path)])
     callback = cli.trainer.checkpoint_callback
     assert Path(callback.best_model_path).name == "epoch=0-step=30.ckpt"

@@ -199,13 +199,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-download", action="store_true", help="fail instead of downloading absent files")
     parser.add_argument("--out", default="docs/results", help="where kt_benchmark.csv and .md go")
     parser.add_argument("--log-dir", default="lightning_logs/kt_benchmark", help="one run folder per cell")
+    parser.add_argument("--table-only", action="store_true",
+                        help="only rebuild kt_benchmark.md from the CSV for the selection (run nothing)")
     argv = sys.argv[1:] if argv is None else argv
     own, extra = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
     args = parser.parse_args(own)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "kt_benchmark.csv"
-    command = shlex.join(["python", "scripts/experiments/kt_benchmark.py", *argv])
+    # The page names the command that computes its cells (a --table-only rebuild computes none).
+    shown = [a for a in argv if a != "--table-only"]
+    command = shlex.join(["python", "scripts/experiments/kt_benchmark.py", *shown])
 
     def write_table() -> None:
         page = table(read_rows(results), args.datasets, args.models, args.folds, args.seeds, command)
@@ -213,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
         tmp.write_text(page)
         tmp.replace(out / "kt_benchmark.md")
 
+    if args.table_only:
+        write_table()
+        return 0
     failed = 0
     for cell in cells(args.datasets, args.models, args.folds, args.seeds):
         if cell in {key(r) for r in read_rows(results)}:

@@ -9,7 +9,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from kt.core.download import ensure_file
 from kt.core.errors import InputError
-from kt.core.validation import NonNegativeInt, OpenUnitInterval, PositiveInt, check_split_fractions
+from kt.core.validation import Fraction, NonNegativeInt, OpenUnitInterval, PositiveInt, check_split_fractions
 from kt.tracing.data.datamodule import KnowledgeTracingDataModule
 from kt.tracing.data.dkvmn import DATASETS
 from kt.tracing.data.formats import MultiSkill, read_skill_builder, read_skill_map, read_three_line, student_location
@@ -63,7 +63,7 @@ class Assist2009DataModule(KnowledgeTracingDataModule):
         eval_seq_len: PositiveInt | None = None,
         batch_size: PositiveInt = 64,
         val_fraction: OpenUnitInterval = 0.1,
-        test_fraction: OpenUnitInterval = 0.1,
+        test_fraction: Fraction = 0.1,
         split_seed: int = 42,
         num_workers: NonNegativeInt = 0,
         bucket: bool = True,

@@ -14,7 +14,14 @@ from torch.utils.data import DataLoader
 
 from kt.core.data_state import model_data_state
 from kt.core.sampling import BucketSampler, EpochSampler, ResumableLoader, global_seed, trained_batches
-from kt.core.validation import NonNegativeInt, OpenUnitInterval, PositiveInt, check_split_fractions, check_split_sizes
+from kt.core.validation import (
+    Fraction,
+    NonNegativeInt,
+    OpenUnitInterval,
+    PositiveInt,
+    check_split_fractions,
+    check_split_sizes,
+)
 from kt.tracing.data.sequences import Interactions, SkillVocabulary, WindowDataset, collate_windows, make_windows
 
 STAGES = ("train", "val", "test", "predict")
@@ -48,7 +55,7 @@ class KnowledgeTracingDataModule(LightningDataModule):
         eval_seq_len: PositiveInt | None = None,
         batch_size: PositiveInt = 64,
         val_fraction: OpenUnitInterval = 0.1,
-        test_fraction: OpenUnitInterval = 0.1,
+        test_fraction: Fraction = 0.1,
         split_seed: int = 42,
         num_workers: NonNegativeInt = 0,
         bucket: bool = True,

@@ -20,6 +20,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from kt.core.download import ensure_file
 from kt.core.errors import InputError
+from kt.core.validation import NonNegativeInt, OpenUnitInterval, PositiveInt
 from kt.tracing.data.datamodule import KnowledgeTracingDataModule
 from kt.tracing.data.formats import read_skill_map, read_three_line, student_location
 from kt.tracing.data.sequences import Interactions
@@ -168,18 +169,22 @@ class DKVMNDataModule(KnowledgeTracingDataModule):
     def __init__(
         self,
         dataset: DatasetName = "assist2009",
-        fold: int | None = 1,
+        fold: PositiveInt | None = 1,
         data_dir: str | None = None,
         download: bool = True,
         verify: bool = True,
-        seq_len: int = 200,
-        eval_seq_len: int | None = None,
-        batch_size: int = 32,
-        val_fraction: float = 0.1,
+        seq_len: PositiveInt = 200,
+        eval_seq_len: PositiveInt | None = None,
+        batch_size: PositiveInt = 32,
+        val_fraction: OpenUnitInterval = 0.1,
         split_seed: int = 42,
-        num_workers: int = 0,
+        num_workers: NonNegativeInt = 0,
+        bucket: bool = True,
+        eval_tokens: PositiveInt | None = None,
     ) -> None:
-        super().__init__(seq_len, eval_seq_len, batch_size, val_fraction, 0.0, split_seed, num_workers)
+        super().__init__(
+            seq_len, eval_seq_len, batch_size, val_fraction, 0.0, split_seed, num_workers, bucket, eval_tokens
+        )
         if dataset not in DATASETS:
             raise InputError(f"dataset {dataset!r}: expected one of {', '.join(DATASETS)}")
         self.dataset = dataset

@@ -107,7 +107,7 @@ class SyntheticKTDataModule(KnowledgeTracingDataModule):
         eval_seq_len: PositiveInt | None = None,
         batch_size: PositiveInt = 64,
         val_fraction: OpenUnitInterval = 0.2,
-        test_fraction: OpenUnitInterval = 0.2,
+        test_fraction: Fraction = 0.2,
         split_seed: int = 42,
         num_workers: NonNegativeInt = 0,
         bucket: bool = True,

@@ -8,6 +8,7 @@ from typing import Literal
 import torch
 
 from kt.core.module import Optimizer, Scheduler
+from kt.core.validation import Fraction, NonNegativeFloat, PositiveFloat, PositiveInt
 from kt.tracing.models.base import KnowledgeTracingModel
 from kt.tracing.nets.akt import AKTNet
 
@@ -37,19 +38,19 @@ class AKT(KnowledgeTracingModel):
 
     def __init__(
         self,
-        num_skills: int | None = None,
-        d_model: int = 256,
-        num_heads: int = 8,
-        num_blocks: int = 1,
-        d_ff: int = 1024,
-        final_fc_dim: int = 512,
-        dropout: float = 0.05,
+        num_skills: PositiveInt | None = None,
+        d_model: PositiveInt = 256,
+        num_heads: PositiveInt = 8,
+        num_blocks: PositiveInt = 1,
+        d_ff: PositiveInt = 1024,
+        final_fc_dim: PositiveInt = 512,
+        dropout: Fraction = 0.05,
         kq_same: bool = True,
         score_positions: Literal["all", "first"] = "all",
         optimizer: Optimizer = "adam",
-        lr: float = 1e-4,
-        weight_decay: float = 0.0,
-        momentum: float = 0.9,
+        lr: PositiveFloat = 1e-4,
+        weight_decay: NonNegativeFloat = 0.0,
+        momentum: NonNegativeFloat = 0.9,
         scheduler: Scheduler = "none",
         data_state: dict | None = None,
     ) -> None:

@@ -9,6 +9,7 @@ import torch
 
 from kt.core.errors import InputError
 from kt.core.module import Optimizer, Scheduler
+from kt.core.validation import Fraction, NonNegativeFloat, PositiveFloat, PositiveInt
 from kt.tracing.models.base import KnowledgeTracingModel
 from kt.tracing.nets.dkvmn import DKVMNNet
 
@@ -37,18 +38,18 @@ class DKVMN(KnowledgeTracingModel):
 
     def __init__(
         self,
-        num_skills: int | None = None,
-        memory_size: int = 50,
-        key_dim: int = 50,
-        value_dim: int = 200,
-        summary_dim: int = 50,
-        dropout: float = 0.0,
-        init_std: float = 0.1,
+        num_skills: PositiveInt | None = None,
+        memory_size: PositiveInt = 50,
+        key_dim: PositiveInt = 50,
+        value_dim: PositiveInt = 200,
+        summary_dim: PositiveInt = 50,
+        dropout: Fraction = 0.0,
+        init_std: NonNegativeFloat = 0.1,
         score_positions: Literal["all", "first"] = "all",
         optimizer: Optimizer = "adam",
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        momentum: float = 0.9,
+        lr: PositiveFloat = 1e-3,
+        weight_decay: NonNegativeFloat = 0.0,
+        momentum: NonNegativeFloat = 0.9,
         scheduler: Scheduler = "none",
         data_state: dict | None = None,
     ) -> None:

@@ -9,6 +9,7 @@ import torch
 
 from kt.core.errors import InputError
 from kt.core.module import Optimizer, Scheduler
+from kt.core.validation import Fraction, NonNegativeFloat, PositiveFloat, PositiveInt
 from kt.tracing.models.base import KnowledgeTracingModel
 from kt.tracing.nets.sakt import SAKTNet
 
@@ -37,16 +38,16 @@ class SAKT(KnowledgeTracingModel):
 
     def __init__(
         self,
-        num_skills: int | None = None,
-        embed_size: int = 100,
-        num_heads: int = 5,
-        dropout: float = 0.2,
-        max_length: int = 200,
+        num_skills: PositiveInt | None = None,
+        embed_size: PositiveInt = 100,
+        num_heads: PositiveInt = 5,
+        dropout: Fraction = 0.2,
+        max_length: PositiveInt = 200,
         score_positions: Literal["all", "first"] = "all",
         optimizer: Optimizer = "adam",
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        momentum: float = 0.9,
+        lr: PositiveFloat = 1e-3,
+        weight_decay: NonNegativeFloat = 0.0,
+        momentum: NonNegativeFloat = 0.9,
         scheduler: Scheduler = "none",
         data_state: dict | None = None,
     ) -> None:
