@@ -163,6 +163,7 @@ def run_kt(args: list[str], capsys) -> tuple[int, str]:
     return exit_info.value.code, capsys.readouterr().err
 
 
+@pytest.mark.slow  # end to end through the CLI (CI runs it; `make test-fast` skips it)
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_bad_input(case: Case, tmp_path: Path, checkpoints, capsys, monkeypatch):
     monkeypatch.delenv("KT_TRACEBACK", raising=False)

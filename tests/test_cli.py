@@ -16,6 +16,7 @@ from kt.tracing import DKT
 TINY = [*tiny_dkt_args(students=60, steps=10), "--data.init_args.seq_len", "4"]
 
 
+@pytest.mark.slow  # end to end through the CLI (CI runs it; `make test-fast` skips it)
 def test_fit_then_validate_test_predict_from_checkpoint(tmp_path):
     logs = ["--trainer.logger.init_args.save_dir", str(tmp_path / "logs")]
     fit = run_cli(["fit", *TINY, *logs, "--trainer.max_epochs", "2"])

@@ -232,6 +232,7 @@ def cli_args(data_dir: Path, tmp_path: Path, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
+@pytest.mark.slow  # end to end through the CLI (CI runs it; `make test-fast` skips it)
 def test_fit_predict_and_checkpoint_round_trip(data_dir: Path, tmp_path: Path) -> None:
     run_cli(["fit", *cli_args(data_dir, tmp_path, "--trainer.max_epochs", "3")])
     ckpt = next((tmp_path / "logs").rglob("last.ckpt"))

@@ -55,7 +55,8 @@ def assert_parity(model: LightningModule, exported, inputs: tuple[torch.Tensor, 
 
 
 # The one-layer LSTM is exported from a trained checkpoint below; each DKT export takes seconds.
-@pytest.mark.parametrize(("backbone", "num_layers"), [pytest.param("lstm", 2, marks=pytest.mark.slow), ("gru", 1)])
+@pytest.mark.slow
+@pytest.mark.parametrize(("backbone", "num_layers"), [("lstm", 2), ("gru", 1)])
 def test_dkt_pt2_takes_any_batch_size_and_length(tmp_path, backbone, num_layers):
     model = dkt(backbone, num_layers)
     diffs = export(model, tmp_path / "dkt.pt2")
@@ -148,6 +149,7 @@ def reported_differences(out: str) -> list[float]:
     return [float(x) for x in re.findall(r"max \|exported - PyTorch\| on .*: (\S+)$", out, re.MULTILINE)]
 
 
+@pytest.mark.slow  # end to end through the CLI (CI runs it; `make test-fast` skips it)
 def test_kt_export_pt2_from_a_checkpoint(tmp_path, capsys, dkt_checkpoint):
     ckpt, data_state = dkt_checkpoint
     kt_main(["export", "--ckpt", str(ckpt), "--out", str(tmp_path / "dkt.pt2")])

@@ -7,10 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "benchmarks" / "gpu_check.py"
 
 
+@pytest.mark.slow  # a subprocess (CI runs it; `make test-fast` skips it)
 def test_without_a_gpu_it_exits_3_with_one_line(tmp_path):
     # No GPU visible, whatever the machine has.
     env = dict(os.environ, PYTHONPATH=str(ROOT), CUDA_VISIBLE_DEVICES="", PYTHONWARNINGS="ignore")

@@ -227,6 +227,7 @@ CLI_OPTIONS = {
 }
 
 
+@pytest.mark.slow  # end to end through the CLI (CI runs it; `make test-fast` skips it)
 @pytest.mark.parametrize("name", NEW_MODELS)
 def test_fit_predict_and_checkpoint_round_trip_from_the_cli(name, tmp_path):
     seed_everything(0)
