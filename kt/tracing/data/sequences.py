@@ -163,7 +163,8 @@ def collate_windows(windows: list[Window], answers_per_batch: float | None = Non
     window's position in its split (to put predictions back in input order).
 
     ``answers_per_batch`` (training): the epoch's mean number of scored answers per batch, passed on as
-    ``loss_norm`` so that the loss can weigh every answer of the epoch the same (see ``DKT.training_step``).
+    ``loss_norm`` so that the loss can weigh every answer of the epoch the same
+    (see ``KnowledgeTracingModel.training_step``).
     """
     lengths = torch.tensor([len(w.skills) for w in windows])
     mask = torch.arange(int(lengths.max()))[None, :] < lengths[:, None]
