@@ -10,7 +10,7 @@ from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, 
 
 from kt.core.module import BaseModule, Optimizer, Scheduler
 from kt.core.validation import Fraction, NonNegativeFloat, PositiveFloat, PositiveInt
-from kt.tabular.nets import MLP
+from kt.tabular.nets import MLP, Members
 
 Activation = Literal["relu", "leaky_relu", "gelu", "silu", "tanh", "sigmoid"]
 LOSSES = {"mse": F.mse_loss, "l1": F.l1_loss, "huber": F.huber_loss}
@@ -26,6 +26,9 @@ class MLPRegressor(BaseModule):
         activation: activation after each hidden layer.
         dropout: dropout after each hidden activation.
         batch_norm: BatchNorm1d after each hidden Linear.
+        skip: add a linear map of the inputs to the output (the network then contains the linear model).
+        members: train this many networks (each its own random initialisation, each on its own loss, on the
+            same mini-batches) and predict with their mean; 1 is a single network.
         loss: training loss, ``mse``, ``l1`` (MAE) or ``huber``; validation is judged by MSE either way.
         optimizer: ``sgd`` (with ``momentum``), ``adam`` or ``adamw``.
         lr: learning rate.
@@ -46,6 +49,8 @@ class MLPRegressor(BaseModule):
         activation: Activation = "relu",
         dropout: Fraction = 0.0,
         batch_norm: bool = False,
+        skip: bool = False,
+        members: PositiveInt = 1,
         loss: Literal["mse", "l1", "huber"] = "mse",
         optimizer: Optimizer = "sgd",
         lr: PositiveFloat = 1e-5,
@@ -59,7 +64,7 @@ class MLPRegressor(BaseModule):
         if data_state is not None:
             input_size = len(data_state["columns"])
         self.save_hyperparameters()
-        self.net: MLP | None = None
+        self.net: MLP | Members | None = None
         if input_size is not None:
             self._build(input_size)
         self.loss_fn = LOSSES[loss]
@@ -71,7 +76,11 @@ class MLPRegressor(BaseModule):
     def _build(self, input_size: int) -> None:
         hp = self.hparams
         self.hparams.input_size = input_size
-        self.net = MLP(input_size, list(hp.hidden_sizes), 1, hp.activation, hp.dropout, hp.batch_norm)
+
+        def make() -> MLP:
+            return MLP(input_size, list(hp.hidden_sizes), 1, hp.activation, hp.dropout, hp.batch_norm, hp.skip)
+
+        self.net = make() if hp.members == 1 else Members(make, hp.members)
 
     def configure_model(self) -> None:
         # A model configured without a data state takes the training data's (and saves it in checkpoints);
@@ -88,6 +97,12 @@ class MLPRegressor(BaseModule):
         return self.net, (torch.zeros(2, self.hparams.input_size),)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        if isinstance(self.net, Members):
+            # Each member on its own loss: the sum of the members' losses gives every member the gradient it
+            # would get trained alone on these batches.
+            each = self.net.each(batch["x"])
+            self.train_mse.update(each.detach().mean(0), batch["y"])
+            return self.loss_fn(each, batch["y"].expand_as(each)) * len(each)
         pred = self(batch["x"])
         self.train_mse.update(pred.detach(), batch["y"])
         return self.loss_fn(pred, batch["y"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -21,7 +21,8 @@ class MLP(nn.Module):
     """``input_size`` -> hidden layers (Linear [-> BatchNorm] -> activation [-> Dropout]) -> ``output_size``.
 
     The default is the ML2022Spring HW1 network: inputs -> 16 -> 8 -> 1 with ReLU. With ``output_size`` 1
-    the output is squeezed to shape (batch,).
+    the output is squeezed to shape (batch,). With ``skip``, a linear map of the inputs is added to the
+    output (a "wide and deep" shortcut: the network contains the linear model and learns what it misses).
     """
 
     def __init__(
@@ -32,6 +33,7 @@ class MLP(nn.Module):
         activation: str = "relu",
         dropout: float = 0.0,
         batch_norm: bool = False,
+        skip: bool = False,
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
@@ -48,8 +50,27 @@ class MLP(nn.Module):
             size = hidden
         layers.append(nn.Linear(size, output_size))
         self.layers = nn.Sequential(*layers)
+        self.shortcut = nn.Linear(input_size, output_size) if skip else None
         self.output_size = output_size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.layers(x)
+        if self.shortcut is not None:
+            out = out + self.shortcut(x)
         return out.squeeze(-1) if self.output_size == 1 else out
+
+
+class Members(nn.Module):
+    """``members`` independently initialised networks whose predictions are averaged (a seed ensemble in one
+    model). :meth:`each` gives every member's prediction, stacked on a new first dimension, for training
+    each member on its own loss."""
+
+    def __init__(self, make: Callable[[], nn.Module], members: int) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(make() for _ in range(members))
+
+    def each(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([member(x) for member in self.members])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.each(x).mean(0)

@@ -11,6 +11,9 @@ seed's, or k-fold) puts those rows on the other side of it. This script, on the 
   model class every kt model belongs to;
 * ``two-sided``: least squares that is also given the next two days' ``tested_positive`` (the future); a
   yardstick for how much information the 0.90 target needs, not a model anyone can deploy;
+* the gaps: for a row whose next-day window is not in the file, the nearest later window of its state whose
+  first day is one of this row's days 3-5 (2-4 days later), i.e. how many windows are missing inside each
+  state's run and how long the holes are;
 * ``lookup``: the leak itself — a test row's answer copied from its successor window when that is in the
   training rows (least squares otherwise).
 
@@ -33,6 +36,22 @@ def successors(x: np.ndarray) -> np.ndarray:
     key = lambda block: [tuple(r) for r in np.round(block, 6)]  # noqa: E731
     first = {k: i for i, k in enumerate(key(x[:, STATES : STATES + DAY]))}
     return np.array([first.get(k, -1) for k in key(x[:, STATES + DAY : STATES + 2 * DAY])])
+
+
+def gaps(x: np.ndarray, y: np.ndarray, nxt: np.ndarray) -> tuple[np.ndarray, int]:
+    """For rows without a next-day window: how many windows later (2-4) the state's next window in the file
+    starts (0: none within 4 days); and the number of chains of windows that are left."""
+    days = [x[:, STATES + DAY * d : STATES + DAY * (d + 1)] for d in range(4)] + [
+        np.c_[x[:, STATES + DAY * 4 :], y]  # day 5, its tested_positive being the target
+    ]
+    key = lambda block: [tuple(r) for r in np.round(block, 6)]  # noqa: E731
+    first = {k: i for i, k in enumerate(key(days[0]))}
+    later = np.zeros(len(x), int)
+    for step in (2, 3, 4):
+        found = np.array([first.get(k, -1) for k in key(days[step])]) >= 0
+        later[(nxt < 0) & (later == 0) & found] = step
+    linked = (nxt >= 0) | (later > 0)
+    return later[nxt < 0], int(len(x) - linked.sum())
 
 
 def lstsq_mse(a_train: np.ndarray, y_train: np.ndarray, a_test: np.ndarray, y_test: np.ndarray) -> tuple:
@@ -64,6 +83,24 @@ def main() -> None:
     print(
         "  next window's tested_positive_d4 == this row's target:",
         bool(np.array_equal(x[nxt[has_next], tp[3]], y[has_next])),
+    )
+
+    # Holes inside the runs: the same windows, 2-4 days later, follow most run ends.
+    later, chains = gaps(x, y, nxt)
+    holes = {step - 1: int((later == step).sum()) for step in (2, 3, 4)}
+    missing = sum(k * v for k, v in holes.items())
+    share = missing / (len(x) + missing)
+    print(
+        f"  of the {len(later)} rows without a next-day window, {int((later > 0).sum())} have their state's next "
+        f"window 2-4 days later: holes of 1/2/3 missing windows: {holes[1]}/{holes[2]}/{holes[3]} "
+        f"({missing} windows missing inside {chains} chains of windows)"
+    )
+    # Windows missing at random with probability p leave holes of length L with frequency ~ (1-p)^2 p^L.
+    n_full = len(x) + missing
+    expected = [n_full * (1 - share) ** 2 * share**k for k in (1, 2, 3)]
+    print(
+        f"  if {missing} of {n_full} windows were removed at random (p={share:.3f}): holes of 1/2/3 expected "
+        + "/".join(f"{e:.0f}" for e in expected)
     )
 
     # Two-sided yardstick: rows whose next two windows exist, their targets are days t+1 and t+2.
