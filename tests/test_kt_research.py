@@ -14,6 +14,7 @@ from kt.tracing import DKT
 from kt.tracing.data.formats import parse_skill_builder
 from kt.tracing.data.sequences import SkillVocabulary, collate_windows, make_windows
 from kt.tracing.knowledge_state import KnowledgeTracer
+from kt.tracing.nets import xlstm
 from kt.tracing.nets.xlstm import MLSTMBlock, SLSTMBlock, XLSTMStack, mlstm_chunk
 
 SKILLS = ["3", "7", "12", "40", "41"]
@@ -60,6 +61,11 @@ def test_mlstm_parallel_chunk_equals_the_recurrence():
     torch.testing.assert_close((c_end, n_end, m_end), (c, n, m), atol=1e-5, rtol=1e-4)
 
 
+def block_diagonal(proj, x: torch.Tensor) -> torch.Tensor:
+    """The projection as the dense block-diagonal matrix it stands for."""
+    return x @ torch.block_diag(*proj.weight).T
+
+
 def reference_mlstm_block(block: MLSTMBlock, x: torch.Tensor) -> torch.Tensor:
     """The mLSTM block from a fresh state with its cell as the paper's recurrence, one step at a time."""
     b, t, _ = x.shape
@@ -68,9 +74,9 @@ def reference_mlstm_block(block: MLSTMBlock, x: torch.Tensor) -> torch.Tensor:
     padded = F.pad(xm, (0, 0, kernel - 1, 0))  # causal: step t sees inputs t-3..t
     conv = sum(padded[:, j : j + t] * block.conv.weight[:, 0, j] for j in range(kernel)) + block.conv.bias
     xc = F.silu(conv)
-    q, k = (u.view(b, t, heads, d) for u in block.qk(xc).chunk(2, dim=-1))
+    q, k = (block_diagonal(proj, xc).view(b, t, heads, d) for proj in (block.q, block.k))
     k = k / d**0.5
-    v = block.v(xm).view(b, t, heads, d)
+    v = block_diagonal(block.v, xm).view(b, t, heads, d)
     i_pre, f_pre = block.gates(xc).chunk(2, dim=-1)  # (B, T, H)
     c, n, m = torch.zeros(b, heads, d, d), torch.zeros(b, heads, d), torch.zeros(b, heads)
     hs = []
@@ -112,7 +118,7 @@ def reference_slstm_block(block: SLSTMBlock, x: torch.Tensor) -> torch.Tensor:
     return y + block.ff_down(F.gelu(gate) * up)
 
 
-def test_xlstm_blocks_equal_a_step_by_step_reference_of_the_paper():
+def test_xlstm_blocks_equal_a_step_by_step_reference_of_the_paper(monkeypatch):
     """The optimised blocks (chunked mLSTM, fused sLSTM steps, padding skipped) against plain recurrences."""
     torch.manual_seed(0)
     stack = XLSTMStack(12, 12, num_blocks=2, slstm_at=[1], num_heads=3, chunk_size=5)
@@ -124,16 +130,29 @@ def test_xlstm_blocks_equal_a_step_by_step_reference_of_the_paper():
     torch.testing.assert_close(mlstm(x)[0], reference_mlstm_block(mlstm, x), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(slstm(x)[0], reference_slstm_block(slstm, x), atol=1e-5, rtol=1e-5)
 
-    # Right-padded rows: the real steps' outputs and the gradients from them do not change.
+    # Right-padded rows: the real steps' outputs and the gradients from them do not change, whether the
+    # per-step layers run on the packed real steps (much padding) or on the padded layout (little).
     lengths = torch.tensor([3, 13, 1, 7])
     real = torch.arange(13) < lengths[:, None]
     x.requires_grad_(True)
     full, _ = stack(x)
-    packed, _ = stack(x, lengths=lengths)
-    torch.testing.assert_close(packed[real], full[real], atol=1e-5, rtol=1e-5)
-    assert not packed[~real].any()
-    grads = [torch.autograd.grad(out[real].square().sum(), [x, *stack.parameters()]) for out in (full, packed)]
-    torch.testing.assert_close(grads[1], grads[0], atol=1e-5, rtol=1e-4)
+    for pack_below in (1.0, 0.0):
+        monkeypatch.setattr(xlstm, "PACK_BELOW", pack_below)
+        skipped, _ = stack(x, lengths=lengths)
+        torch.testing.assert_close(skipped[real], full[real], atol=1e-5, rtol=1e-5)
+        assert not skipped[~real].any()
+        grads = [torch.autograd.grad(out[real].square().sum(), [x, *stack.parameters()], retain_graph=True)
+                 for out in (full, skipped)]
+        torch.testing.assert_close(grads[1], grads[0], atol=1e-5, rtol=1e-4)
+
+
+def test_head_norm_equals_group_norm():
+    torch.manual_seed(0)
+    norm = torch.nn.GroupNorm(4, 12)
+    with torch.no_grad():
+        norm.weight.normal_(), norm.bias.normal_()
+    x = 3 * torch.randn(10, 12) + 1
+    torch.testing.assert_close(xlstm.head_norm(norm, x), norm(x), atol=1e-5, rtol=1e-5)
 
 
 def test_xlstm_knowledge_tracer_equals_the_whole_sequence():
