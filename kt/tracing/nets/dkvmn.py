@@ -86,7 +86,9 @@ class DKVMNNet(nn.Module):
         erase, add = self._erase_add(skills, correct)
         memory = self.initial_memory(skills.shape[0])
         reads = []
-        for t in range(skills.shape[1]):
-            reads.append((weights[:, t].unsqueeze(1) @ memory).squeeze(1))  # read before step t's answer
-            memory = self.update(memory, weights[:, t], erase[:, t], add[:, t])
+        # unbind, not weights[:, t]: one autograd node for all steps (indexing would give every step a
+        # full-size zero gradient to fill in the backward pass, quadratic in the length).
+        for w_t, erase_t, add_t in zip(weights.unbind(1), erase.unbind(1), add.unbind(1)):
+            reads.append((w_t.unsqueeze(1) @ memory).squeeze(1))  # read before step t's answer
+            memory = self.update(memory, w_t, erase_t, add_t)
         return self._predict(torch.stack(reads, dim=1), keys)
