@@ -61,11 +61,6 @@ def test_mlstm_parallel_chunk_equals_the_recurrence():
     torch.testing.assert_close((c_end, n_end, m_end), (c, n, m), atol=1e-5, rtol=1e-4)
 
 
-def block_diagonal(proj, x: torch.Tensor) -> torch.Tensor:
-    """The projection as the dense block-diagonal matrix it stands for."""
-    return x @ torch.block_diag(*proj.weight).T
-
-
 def reference_mlstm_block(block: MLSTMBlock, x: torch.Tensor) -> torch.Tensor:
     """The mLSTM block from a fresh state with its cell as the paper's recurrence, one step at a time."""
     b, t, _ = x.shape
@@ -74,9 +69,9 @@ def reference_mlstm_block(block: MLSTMBlock, x: torch.Tensor) -> torch.Tensor:
     padded = F.pad(xm, (0, 0, kernel - 1, 0))  # causal: step t sees inputs t-3..t
     conv = sum(padded[:, j : j + t] * block.conv.weight[:, 0, j] for j in range(kernel)) + block.conv.bias
     xc = F.silu(conv)
-    q, k = (block_diagonal(proj, xc).view(b, t, heads, d) for proj in (block.q, block.k))
+    q, k = (u.view(b, t, heads, d) for u in block.qk(xc).chunk(2, dim=-1))
     k = k / d**0.5
-    v = block_diagonal(block.v, xm).view(b, t, heads, d)
+    v = block.v(xm).view(b, t, heads, d)
     i_pre, f_pre = block.gates(xc).chunk(2, dim=-1)  # (B, T, H)
     c, n, m = torch.zeros(b, heads, d, d), torch.zeros(b, heads, d), torch.zeros(b, heads)
     hs = []

@@ -29,7 +29,6 @@ SLSTMState = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 # Per-step layers run on the packed real steps when fewer than this share of a batch's steps are real; above
 # it computing the padding costs less than copying the steps in and out of the packed layout.
 PACK_BELOW = 0.75
-QKV_BLOCK = 4
 
 
 class Steps:
@@ -125,22 +124,6 @@ def mlstm_chunk(
     return h, (c, n, m_last)
 
 
-class BlockDiagonalLinear(nn.Module):
-    """A linear map (no bias) of (N, C) rows whose matrix is block-diagonal: each block of ``block``
-    consecutive channels maps to itself."""
-
-    def __init__(self, channels: int, block: int) -> None:
-        super().__init__()
-        if channels % block:
-            raise ValueError(f"{channels} channels do not split into blocks of {block}")
-        bound = 1 / math.sqrt(block)  # nn.Linear's initialisation for `block` inputs
-        self.weight = nn.Parameter(torch.empty(channels // block, block, block).uniform_(-bound, bound))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        groups, block, _ = self.weight.shape
-        return torch.einsum("ngi,goi->ngo", x.view(-1, groups, block), self.weight).reshape(x.shape)
-
-
 class MLSTMBlock(nn.Module):
     """Pre-up-projection block: LayerNorm, up-projection x2, causal conv + SiLU feeding q, k and the
     gates, the mLSTM, per-head norm, a learnable skip, an output gate SiLU(z), down-projection, residual."""
@@ -159,11 +142,8 @@ class MLSTMBlock(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.up = nn.Linear(dim, 2 * inner)
         self.conv = nn.Conv1d(inner, inner, conv_kernel, groups=inner)  # depthwise, causal via carried inputs
-        # Block-diagonal q, k, v projections (blocks of 4 channels), as the paper's mLSTM block and the official
-        # implementation (qkv_proj_blocksize 4): a dense inner x inner matrix each would triple the block's
-        # matmul work and parameters.
-        block = math.gcd(inner, QKV_BLOCK)
-        self.q, self.k, self.v = (BlockDiagonalLinear(inner, block) for _ in range(3))
+        self.qk = nn.Linear(inner, 2 * inner, bias=False)
+        self.v = nn.Linear(inner, inner, bias=False)
         self.gates = nn.Linear(inner, 2 * num_heads)
         with torch.no_grad():
             # Forget gates start open (remember), input gates small: the paper's initialisation.
@@ -205,7 +185,7 @@ class MLSTMBlock(nn.Module):
         xc = F.silu(steps.pack(xc))
         conv_in = padded[:, -(self.kernel - 1) :]
         # q, k, v and the gates of the real steps, then laid out (B, T, .) for the recurrence in one copy.
-        qkv = steps.unpack(torch.cat([self.q(xc), self.k(xc), self.v(xm), self.gates(xc)], dim=-1))
+        qkv = steps.unpack(torch.cat([self.qk(xc), self.v(xm), self.gates(xc)], dim=-1))
         q, k, v, i_pre, f_pre = qkv.split([inner, inner, inner, nh, nh], dim=-1)
         q, k, v = (u.view(b, t, nh, -1).transpose(1, 2) for u in (q, k, v))  # (B, H, T, d)
         k = k / math.sqrt(self.head_dim)
