@@ -8,6 +8,7 @@ from helpers import auc_by_ranks
 from lightning.pytorch import Trainer, seed_everything
 from lightning.pytorch.callbacks import LambdaCallback
 
+from kt.core.errors import InputError
 from kt.tracing import DKT, SyntheticKTDataModule
 from kt.tracing.knowledge_state import KnowledgeTracer
 
@@ -140,3 +141,13 @@ def test_eval_seq_len_keeps_whole_sequences_for_evaluation_only():
         assert {len(w.skills) for w in dm.datasets[stage].windows} == {12}, stage
     # Every step but each student's first is still scored exactly once.
     assert sum(int(b["mask"][:, 1:].sum()) for b in dm.val_dataloader()) == 11 * len(dm.datasets["val"].windows)
+
+
+def test_test_fraction_zero_means_no_test_split():
+    """A fit on training and validation students only: setup accepts it, `kt test` says what is missing."""
+    data = SyntheticKTDataModule(num_students=30, steps_per_student=6, val_fraction=0.2, test_fraction=0.0)
+    data.setup("fit")
+    assert (len(data.datasets["train"]), len(data.datasets["val"]), len(data.datasets["test"])) == (24, 6, 0)
+    for loader in (data.test_dataloader, data.predict_dataloader):
+        with pytest.raises(InputError, match="there is no (test|predict) split \\(test_fraction is 0"):
+            loader()

@@ -74,7 +74,7 @@ def check_split_fractions(owner: str, pool: int | None = None, **fractions: floa
     if pool is None:
         return
     for name, value in fractions.items():
-        if round(value * pool) == 0:
+        if value > 0 and round(value * pool) == 0:  # 0 asks for no such split
             raise InputError(
                 f"{owner}: {name} {value:g} of {pool} students is an empty split; raise it to at least {1 / pool:.3g}"
             )

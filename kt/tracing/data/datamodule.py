@@ -13,6 +13,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader
 
 from kt.core.data_state import model_data_state
+from kt.core.errors import InputError
 from kt.core.sampling import BucketSampler, EpochSampler, ResumableLoader, global_seed, trained_batches
 from kt.core.validation import (
     Fraction,
@@ -74,6 +75,7 @@ class KnowledgeTracingDataModule(LightningDataModule):
         self.eval_tokens = eval_tokens or batch_size * (seq_len + 1)
         self.vocab: SkillVocabulary | None = None
         self.datasets: dict[str, WindowDataset] = {}
+        self.no_test = False  # set by setup(): test_fraction 0 and no test file
 
     @abstractmethod
     def load(self) -> dict[str, Interactions | None]:
@@ -122,9 +124,13 @@ class KnowledgeTracingDataModule(LightningDataModule):
             *held_out, train = train.split([fractions[name] for name in missing], seed=self.split_seed)
             parts.update(zip(missing, held_out))
             parts["train"] = train
+        # test_fraction 0 without a test file: no test split, asked for (a fit on fixed train/validation files);
+        # `kt test` / `kt predict` then say so (see _loader).
+        self.no_test = "test" in missing and fractions["test"] == 0
         if parts.get("predict") is None:
             parts["predict"] = parts["test"]
-        sizes = {name: len(parts[name]) for name in STAGES}
+        unused = {"test", "predict"} if self.no_test and parts["predict"] is parts["test"] else set()
+        sizes = {name: len(parts[name]) for name in STAGES if name not in unused}
         check_split_sizes(type(self).__name__, sizes, {name: f"{name}_fraction" for name in missing})
 
         state = model_data_state(self)
@@ -165,6 +171,9 @@ class KnowledgeTracingDataModule(LightningDataModule):
         fixed order. Under DDP each process gets its share (training padded to equal shares, evaluation not:
         every window is scored exactly once, and torchmetrics gathers the states across processes)."""
         dataset = self.datasets[name]
+        if not len(dataset) and name in ("test", "predict") and self.no_test:
+            raise InputError(f"{type(self).__name__}: there is no {name} split (test_fraction is 0 and no test_file "
+                             "is given); give a test_file or a test_fraction above 0")
         options = dict(
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
