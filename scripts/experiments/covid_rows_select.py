@@ -14,7 +14,6 @@ the networks' figure is slightly optimistic next to theirs, since early stopping
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import tempfile
@@ -23,6 +22,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from cv_mlp_covid import fit_quietly  # the script beside this one
 
 
 def overrides(candidate: dict) -> list[str]:
@@ -31,17 +31,7 @@ def overrides(candidate: dict) -> list[str]:
 
 
 def best_val(config: str, data_dir: Path, workdir: Path, extra: list[str]) -> tuple[float, int]:
-    from kt.cli import run_cli
-    from kt.cv import fit_config_args
-
-    args = [
-        *fit_config_args(config), "--data.init_args.data_dir", str(data_dir),
-        "--trainer.logger.init_args.save_dir", str(workdir), "--trainer.enable_progress_bar", "false",
-        "--trainer.enable_model_summary", "false",
-    ] + extra  # fmt: skip
-    cli = run_cli(args, run=False)
-    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
-        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    cli = fit_quietly(config, data_dir, workdir, extra)
     return float(cli.trainer.checkpoint_callback.best_model_score), cli.trainer.current_epoch
 
 

@@ -47,8 +47,8 @@ def quiet():
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def fit_and_test(config: str, data_dir: Path, workdir: Path, extra: list[str]) -> dict[str, float]:
-    """``kt fit`` then ``kt test`` of the best checkpoint; returns the logged test metrics and val/mse."""
+def fit_quietly(config: str, data_dir: Path, workdir: Path, extra: list[str]):
+    """``kt fit`` of a config in-process (no progress bar, no model summary, stdout silenced); returns the CLI."""
     from kt.cli import run_cli
     from kt.cv import fit_config_args
 
@@ -60,7 +60,14 @@ def fit_and_test(config: str, data_dir: Path, workdir: Path, extra: list[str]) -
     cli = run_cli(args, run=False)
     with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
         cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-        best_val = float(cli.trainer.checkpoint_callback.best_model_score)
+    return cli
+
+
+def fit_and_test(config: str, data_dir: Path, workdir: Path, extra: list[str]) -> dict[str, float]:
+    """``kt fit`` then ``kt test`` of the best checkpoint; returns the logged test metrics and val/mse."""
+    cli = fit_quietly(config, data_dir, workdir, extra)
+    best_val = float(cli.trainer.checkpoint_callback.best_model_score)
+    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
         (metrics,) = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path="best", verbose=False)
     return {"val/mse": best_val, "epochs": cli.trainer.current_epoch, **metrics}
 
