@@ -46,7 +46,7 @@ class Steps:
     def __init__(self, batch: int, time: int, lengths: torch.Tensor | None = None, pack: bool = True) -> None:
         self.batch, self.time, self.lengths = batch, time, lengths
         self.index = None  # packing is a reshape
-        self.padded = None  # (B*T, 1) 1.0 at real steps, when padding is computed (not packed) and must be zeroed
+        self.padded = None  # (B*T, 1) True at real steps, when padding is computed (not packed) and must be zeroed
         if lengths is not None:
             real = torch.arange(time, device=lengths.device) < lengths[:, None]
             if pack:
