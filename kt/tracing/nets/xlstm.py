@@ -178,13 +178,13 @@ class MLSTMBlock(nn.Module):
         c, n, m, conv_in = state
         xm, z = self.up(self.norm(x)).chunk(2, dim=-1)
         # Causal depthwise convolution over [previous kernel-1 inputs, this sequence]. Conv1d wants (B, C, T):
-        # the two transposed copies cost less than a sum of shifted copies in (B, T, C) (a third of the time,
-        # forward and backward, on CPU).
+        # with its two transposed copies it still costs less than a sum of shifted copies in (B, T, C)
+        # (forward + backward of a 32 x 204 x 400 input on one CPU thread: 30 ms against 91 ms).
         padded = torch.cat([conv_in, steps.unpack(xm)], dim=1)
         xc = F.conv1d(padded.transpose(1, 2), self.conv.weight, self.conv.bias, groups=inner).transpose(1, 2)
         xc = F.silu(steps.pack(xc))
         conv_in = padded[:, -(self.kernel - 1) :]
-        # q, k, v and the gates of the real steps, then laid out (B, T, .) for the recurrence in one copy.
+        # q, k, v and the gates of the per-step rows, laid out (B, T, .) for the recurrence (one copy if packed).
         qkv = steps.unpack(torch.cat([self.qk(xc), self.v(xm), self.gates(xc)], dim=-1))
         q, k, v, i_pre, f_pre = qkv.split([inner, inner, inner, nh, nh], dim=-1)
         q, k, v = (u.view(b, t, nh, -1).transpose(1, 2) for u in (q, k, v))  # (B, H, T, d)
