@@ -27,6 +27,7 @@ import kt.vision  # noqa: F401
 from kt.core.checkpoints import checkpoint_model_class, read_checkpoint
 from kt.core.cli_errors import HelpFormatter, KTArgumentParser, UsageError, config_files, yaml_error
 from kt.core.errors import InputError, one_line_errors
+from kt.core.malloc import reuse_freed_memory
 from kt.core.predictions import PredictionWriter
 from kt.core.resume import (
     ResumableCheckpoint,
@@ -264,6 +265,7 @@ def run_cli(args: list[str] | None = None, run: bool = True) -> KTCLI:
 
 
 def main(args: list[str] | None = None) -> None:
+    reuse_freed_memory()  # large CPU tensors: reuse freed memory instead of page-faulting it in again
     argv = sys.argv[1:] if args is None else args
     if argv and argv[0] in TOOLS:
         importlib.import_module(TOOLS[argv[0]][0]).main(argv[1:])

@@ -2,11 +2,13 @@
 
     OMP_NUM_THREADS=1 python scripts/benchmarks/kt_models_step.py                # batch 32 x 200 steps, 110 skills
     OMP_NUM_THREADS=1 python scripts/benchmarks/kt_models_step.py --models AKT --steps 5
+    OMP_NUM_THREADS=1 python scripts/benchmarks/kt_models_step.py --malloc system  # glibc's default thresholds
 
 Process CPU time (``time.process_time``), not wall time, so that other jobs sharing the machine do not inflate
 it; with one thread the two agree on an idle machine. Prints the median over ``--steps`` steps after one warm-up
 step, and the time of an epoch of ASSISTments 2009 fold 1 at that rate (``--batches``: 83 batches of 32 windows
-of <= 200 steps, the fold's 2,627 training windows).
+of <= 200 steps, the fold's 2,627 training windows). Like `kt`, it first raises glibc's malloc thresholds
+(:mod:`kt.core.malloc`) unless ``--malloc system``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 
 import torch
 
+from kt.core.malloc import reuse_freed_memory
 from kt.tracing import AKT, DKT, DKVMN, SAKT
 
 MODELS = {"DKT": DKT, "DKVMN": DKVMN, "SAKT": SAKT, "AKT": AKT}
@@ -45,7 +48,10 @@ def main() -> None:
     parser.add_argument("--skills", type=int, default=110)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--batches", type=int, default=83)
+    parser.add_argument("--malloc", choices=["kt", "system"], default="kt", help="kt's thresholds or glibc's")
     args = parser.parse_args()
+    if args.malloc == "kt":
+        reuse_freed_memory()
     torch.manual_seed(0)
     shape = (args.batch_size, args.length)
     batch = {
