@@ -230,6 +230,22 @@ class KTCLI(LightningCLI):
             else:
                 rank_zero_warn("--ckpt_path last: the logger is not configured by class_path; a new version folder")
 
+    def before_fit(self) -> None:
+        """A DataModule without a validation split (``validates`` False, e.g. COVID's ``valid_ratio: 0``) leaves
+        nothing to stop early on or to choose a best checkpoint by: training runs ``trainer.max_epochs`` and
+        the checkpoint follows the last epoch."""
+        if getattr(self.datamodule, "validates", True):
+            return
+        trainer = self.trainer
+        trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, EarlyStopping)]
+        for checkpoint in trainer.checkpoint_callbacks:
+            checkpoint.monitor = None  # ModelCheckpoint's way of saying "the latest epoch"
+        trainer.limit_val_batches = 0
+        rank_zero_info(
+            f"no validation split: training runs all {trainer.max_epochs} epochs (no early stopping), and the "
+            "checkpoint is the last epoch's"
+        )
+
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """Lightning's, plus :class:`DiscardFailedRun` for the log folder this run is about to create."""
         trainer = super().instantiate_trainer(**kwargs)

@@ -119,6 +119,8 @@ def fit_fold(config: str, args: list[str], log_dir: Path, name: str, keep_best: 
 
     start = time.perf_counter()
     cli = run_cli(run_args, run=False)  # without a subcommand: `kt fit`'s parser, nothing run yet
+    if not getattr(cli.datamodule, "validates", True):
+        raise InputError("a fold is scored on its validation split: valid_ratio 0 leaves none (use it with kt fit)")
     model = cli.model
     tracker = BestScore(getattr(model, "monitor", "val/loss"), getattr(model, "monitor_mode", "min"))
     cli.trainer.callbacks.append(tracker)

@@ -269,6 +269,26 @@ def test_kfold_from_the_cli(data_dir: Path, tmp_path: Path) -> None:
     assert cli.model.hparams.data_state["columns"] == cli.datamodule.data_state["columns"]
 
 
+def test_no_validation_split_trains_every_epoch_on_all_non_test_rows(data_dir: Path, tmp_path: Path) -> None:
+    """``valid_ratio: 0`` (the refit of a config whose epoch count cross-validation chose): every non-test row
+    is trained on and scales the features, early stopping is off (patience 1 would stop a noisy run), and the
+    checkpoint is the last epoch's."""
+    extra = ("--data.init_args.valid_ratio", "0", "--data.init_args.fold", "2", "--trainer.max_epochs", "4",
+             "--early_stopping.patience", "1", "--checkpoint.last_every_n_epochs", "1")  # fmt: skip
+    cli = run_cli(["fit", *cli_args(data_dir, tmp_path, *extra)])
+    rows = train_val_test(60, 0.0, 5201314, 2, 5)
+    assert len(rows["val"]) == 0 and len(rows["train"]) == 60 - len(rows["test"])
+    assert cli.datamodule.splits["train"]["ids"] == [str(100 + i) for i in rows["train"]]
+    table = read_covid_csv(data_dir / "covid.train.csv")
+    cols = [c - 1 for c in cli.datamodule.data_state["columns"]]
+    np.testing.assert_allclose(cli.datamodule.data_state["mean"], table.values[rows["train"]][:, cols].mean(0))
+    assert cli.trainer.current_epoch == 4 and cli.trainer.early_stopping_callback is None
+    saved = torch.load(cli.trainer.checkpoint_callback.best_model_path, weights_only=True)
+    assert saved["epoch"] == 3
+    for name, value in cli.model.state_dict().items():
+        torch.testing.assert_close(saved["state_dict"][name], value)
+
+
 def test_real_data_shapes(real_data) -> None:
     dm = CovidDataModule(data_dir=str(real_data("covid", "covid.train.csv", "covid.test.csv")), top_k=20)
     dm.setup("fit")

@@ -136,7 +136,7 @@ def test_out_of_range_dkt_options(extra, pattern, tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "extra,pattern",
-    [(["--data.init_args.valid_ratio", "1.5"], r'"valid_ratio": Not of type OpenUnitInterval: 1\.5'),
+    [(["--data.init_args.valid_ratio", "1.5"], r'"valid_ratio": Not of type Fraction: 1\.5'),
      (["--data.init_args.batch_size", "-1"], r'"batch_size": Not of type PositiveInt'),
      (["--model.init_args.hidden_sizes", "[16, 0]"], r'"hidden_sizes".*PositiveInt'),
      (["--model.init_args.dropout", "-0.1"], r'"dropout": Not of type Fraction')],

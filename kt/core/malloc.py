@@ -3,10 +3,10 @@
 glibc serves every allocation above its mmap threshold (adaptive, at most 32 MiB) with a fresh ``mmap`` and
 unmaps it on free, so each new tensor that large page-faults on every 4 KiB page it touches. PyTorch has no
 caching allocator for CPU tensors, and the attention models allocate several (batch, heads, T, T) tensors
-per layer and step -- AKT's are 40 MiB at batch 32, 8 heads and 200 steps. Measured on one CPU thread, an
-elementwise product of two such tensors takes 46 ms into a new tensor and 9 ms into a reused one, and an AKT
-training step (forward + backward, 32 windows of 199 steps) 7.0 s with glibc's defaults against 3.7 s with
-the thresholds below (``scripts/benchmarks/kt_models_step.py`` with and without ``--malloc system``).
+per layer and step -- AKT's are 40 MiB at batch 32, 8 heads and 200 steps. An AKT training step on one CPU
+thread (forward + backward + Adam, 32 windows of 200 steps) took 4.6-6.0 s with glibc's defaults and 3.7-4.0 s
+with the thresholds below, DKT's 0.135-0.154 s and 0.105 s (``scripts/benchmarks/kt_models_step.py`` with and
+without ``--malloc system``; docs/benchmarks.md).
 
 PyTorch's performance tuning guide recommends swapping the allocator (jemalloc or TCMalloc through
 ``LD_PRELOAD``) for the same reason; raising the two thresholds with ``mallopt`` gets the reuse without a

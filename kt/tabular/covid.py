@@ -19,7 +19,7 @@ from kt.core.download import ensure_file
 from kt.core.errors import InputError
 from kt.core.splits import train_val_test
 from kt.core.tensor_batches import TensorBatches, TensorDataModule
-from kt.core.validation import NonNegativeInt, OpenUnitInterval, PositiveInt
+from kt.core.validation import Fraction, NonNegativeInt, PositiveInt
 from kt.tabular.covid_reader import CovidTable, read_covid_csv, state_of_rows
 from kt.tabular.features import encode, fit_feature_state
 
@@ -40,7 +40,10 @@ class CovidDataModule(TensorDataModule):
         train_sha256: expected sha256 of ``train_file``.
         test_url: likewise for ``test_file``.
         test_sha256: expected sha256 of ``test_file``.
-        valid_ratio: fraction of the (non-test) rows held out for validation; the seed used 0.2.
+        valid_ratio: fraction of the (non-test) rows held out for validation; the seed used 0.2. ``0``: no
+            validation split, every non-test row is trained on for ``trainer.max_epochs`` epochs (no early
+            stopping, the last epoch's checkpoint is the model): the refit of a config whose epoch count
+            was chosen by cross-validation (``mlp_covid_refit``).
         seed: seed of the split permutation; the seed's 5201314 reproduces its split.
         fold: with ``num_folds``, k-fold cross-validation: this fold is the test split (see
             :func:`kt.core.splits.train_val_test`).
@@ -70,7 +73,7 @@ class CovidDataModule(TensorDataModule):
         train_sha256: str | None = None,
         test_url: str | None = None,
         test_sha256: str | None = None,
-        valid_ratio: OpenUnitInterval = 0.2,
+        valid_ratio: Fraction = 0.2,
         seed: int = SEED,
         fold: NonNegativeInt | None = None,
         num_folds: PositiveInt = 5,
@@ -82,8 +85,8 @@ class CovidDataModule(TensorDataModule):
         eval_batch_size: PositiveInt | None = None,
     ) -> None:
         super().__init__()
-        if not 0.0 < valid_ratio < 1.0:
-            raise InputError(f"valid_ratio must be between 0 and 1, got {valid_ratio}")
+        if not 0.0 <= valid_ratio < 1.0:
+            raise InputError(f"valid_ratio must be at least 0 and below 1, got {valid_ratio}")
         self.data_dir = Path(data_dir)
         self.train_file = train_file
         self.test_file = test_file
@@ -101,6 +104,11 @@ class CovidDataModule(TensorDataModule):
         self.eval_batch_size = eval_batch_size
         self.state: dict | None = None
         self.splits: dict[str, dict] = {}
+
+    @property
+    def validates(self) -> bool:
+        """False with ``valid_ratio: 0``: no validation split, so nothing for early stopping to follow."""
+        return self.valid_ratio > 0
 
     # ----------------------------------------------------------------------------------------- state
     @property
@@ -179,7 +187,7 @@ class CovidDataModule(TensorDataModule):
     def _batches(self, name: str) -> TensorBatches:
         split = self.splits[name]
         tensors = {"x": split["x"]} | ({"y": split["y"]} if "y" in split else {})
-        size = self.batch_size if name == "train" else (self.eval_batch_size or len(split["x"]))
+        size = self.batch_size if name == "train" else (self.eval_batch_size or max(len(split["x"]), 1))
         # Row ids only where predictions are written: shuffling a list of strings every epoch costs time.
         ids = split["ids"] if name in ("test", "predict") else None
         return self._tensor_batches(name, tensors, size, ids=ids)

@@ -23,6 +23,10 @@ test rows with their mean.
 models and the inner folds too): no state has rows on both sides, so no test row's answer is written in a
 training row (``scripts/experiments/covid_windows.py`` shows how often it is with row splits).
 
+``--refit`` also scores each config refitted on all of fold k's non-test rows (``valid_ratio: 0``, no early
+stopping) for as many epochs as its early-stopped run on that fold took to its best checkpoint: the protocol
+of a shipped refit config (``mlp_covid_refit``), whose epoch count the folds chose.
+
 ``--seed-split`` also trains once on the seed's split (valid_ratio 0.2, seed 5201314) and reports the best
 checkpoint's validation MSE there.
 """
@@ -58,6 +62,7 @@ def fit_quietly(config: str, data_dir: Path, workdir: Path, extra: list[str]):
         "--trainer.enable_model_summary", "false",
     ] + extra  # fmt: skip
     cli = run_cli(args, run=False)
+    cli.before_fit()  # what `kt fit` does first (e.g. no early stopping without a validation split)
     with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
         cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     return cli
@@ -66,10 +71,23 @@ def fit_quietly(config: str, data_dir: Path, workdir: Path, extra: list[str]):
 def fit_and_test(config: str, data_dir: Path, workdir: Path, extra: list[str]) -> dict[str, float]:
     """``kt fit`` then ``kt test`` of the best checkpoint; returns the logged test metrics and val/mse."""
     cli = fit_quietly(config, data_dir, workdir, extra)
-    best_val = float(cli.trainer.checkpoint_callback.best_model_score)
+    import torch
+
+    best = cli.trainer.checkpoint_callback
+    best_epochs = torch.load(best.best_model_path, weights_only=True)["epoch"] + 1
     with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
         (metrics,) = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path="best", verbose=False)
-    return {"val/mse": best_val, "epochs": cli.trainer.current_epoch, **metrics}
+    return {"val/mse": float(best.best_model_score), "epochs": cli.trainer.current_epoch,
+            "best_epochs": best_epochs, **metrics}
+
+
+def refit_and_test(config: str, data_dir: Path, workdir: Path, extra: list[str], epochs: int) -> float:
+    """Test MSE of the config trained for ``epochs`` epochs on all non-test rows (no validation split)."""
+    refit = ["--data.init_args.valid_ratio", "0", "--trainer.max_epochs", str(epochs)]
+    cli = fit_quietly(config, data_dir, workdir, extra + refit)
+    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
+        (metrics,) = cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
+    return metrics["test/mse"]
 
 
 def fold_ensemble(config: str, table, train: np.ndarray, test: np.ndarray, inner_folds: int, workdir: Path,
@@ -136,6 +154,8 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--ensemble-folds", type=int, default=0,
                         help="also score each config's fold ensemble of this many inner folds (0: no)")
+    parser.add_argument("--refit", action="store_true",
+                        help="also refit on all non-test rows for the early-stopped run's epoch count")
     parser.add_argument("--seed-split", action="store_true", help="also train on the seed split")
     parser.add_argument("--no-references", action="store_true")
     parser.add_argument("--group-by", choices=["row", "state"], default="row", help="split rows or states")
@@ -172,6 +192,10 @@ def main() -> None:
             for name, config in configs.items():
                 m = fit_and_test(config, args.data_dir, Path(tmp), extra + args.kt_arg)
                 fold_scores[name] = m["test/mse"]
+                if args.refit:
+                    fold_scores[f"{name} refit"] = refit_and_test(
+                        config, args.data_dir, Path(tmp), extra + args.kt_arg, m["best_epochs"])
+                    fold_scores[f"{name} epochs"] = m["best_epochs"]
                 if args.ensemble_folds:
                     workdir = Path(tmp) / f"ensemble_{name}_{fold}"
                     fold_scores[f"{name} ensemble"] = fold_ensemble(
