@@ -71,11 +71,14 @@ def resolve_config(value: str) -> str:
     (``dkt_synthetic`` or ``dkt_synthetic.yaml``; ``data/assist2015`` in a subfolder); anything else unchanged,
     for the parser to report."""
     # A file, not any path: `data/assist2015` is also the default data folder of that data set.
-    if Path(value).is_file():
-        return value
-    for candidate in (CONFIG_DIR / value, CONFIG_DIR / f"{value}.yaml"):
-        if candidate.is_file():
-            return str(candidate)
+    try:
+        if Path(value).is_file():
+            return value
+        for candidate in (CONFIG_DIR / value, CONFIG_DIR / f"{value}.yaml"):
+            if candidate.is_file():
+                return str(candidate)
+    except OSError:  # not a name at all (too long): YAML text given as the config
+        pass
     return value
 
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import yaml
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from kt.core.errors import InputError, one_line_errors
@@ -69,11 +70,23 @@ class FoldResult:
     checkpoint: str | None
 
 
+# Keys of a subcommand, not of the config: `kt fit --print_config` and a run folder's config.yaml carry them,
+# the subcommand-less parser of ``run_cli(..., run=False)`` refuses them.
+RUN_ONLY_KEYS = ("ckpt_path", "weights_only")
+
+
 def fit_config_args(config: str) -> list[str]:
     """``--config`` arguments that make ``run_cli(..., run=False)`` (which has no subcommand, so does not
     read the trainer defaults by itself) parse ``config`` as ``kt fit --config config`` does."""
     from kt.cli import trainer_config_files
 
+    path = Path(config)
+    if path.is_file():
+        content = yaml.safe_load(path.read_text())
+        if isinstance(content, dict) and any(key in content for key in RUN_ONLY_KEYS):
+            # The config without them, passed as YAML text (jsonargparse reads a --config value that is not a file
+            # as the config itself).
+            config = yaml.safe_dump({k: v for k, v in content.items() if k not in RUN_ONLY_KEYS}, sort_keys=False)
     return [arg for path in [*trainer_config_files(), config] for arg in ("--config", path)]
 
 

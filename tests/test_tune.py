@@ -14,6 +14,7 @@ import yaml
 
 import kt
 from kt.cli import main, run_cli, trainer_config_files
+from kt.cv import fit_config_args
 from kt.tabular.covid_reader import read_covid_csv
 
 STATES = ["AL", "AK"]
@@ -78,6 +79,20 @@ def parsed_fit_config(config: Path):
     """``config`` as ``kt fit --config config`` parses it."""
     defaults = [arg for path in trainer_config_files() for arg in ("--config", path)]
     return run_cli([*defaults, "--config", str(config)], run=False).config
+
+
+def test_a_config_printed_by_kt_fit_is_a_base_config(covid: Path, tmp_path: Path, capsys) -> None:
+    # `kt fit --print_config` (and a run folder's config.yaml) carries the subcommand's ckpt_path and
+    # weights_only, which the subcommand-less parser of kt tune / kt cv does not know.
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(covid), "--print_config"])
+    printed = tmp_path / "printed.yaml"
+    printed.write_text(capsys.readouterr().out)
+    assert "ckpt_path" in yaml.safe_load(printed.read_text())
+    parsed = run_cli(fit_config_args(str(printed)), run=False).config
+    original = parsed_fit_config(covid)
+    assert parsed.model == original.model and parsed.data == original.data
+    assert parsed.trainer.max_epochs == 3
 
 
 @pytest.mark.slow  # end to end through the CLI
