@@ -1,5 +1,6 @@
 """One-command GPU check: DKT (GRU, and an xLSTM backbone for a few steps) and the recommended CNN at precision
-32, 16-mixed and bf16-mixed on the GPU, against the same number of steps in float32 on the CPU.
+32, 16-mixed and bf16-mixed on the GPU, against the same number of steps in float32 on the CPU; then one
+training epoch of the default xLSTM stack on the GPU.
 
     python scripts/benchmarks/gpu_check.py --out gpu_check.md                      # synthetic data
     python scripts/benchmarks/gpu_check.py --data-dir DATA --out gpu_check.md      # DATA/assist2009, DATA/fashion_mnist
@@ -11,10 +12,14 @@ CNN: accuracy), with its difference from the CPU float32 run of the same steps f
 Markdown table and written to ``--out``.
 
 Models: the DKT of ``kt/configs/dkt_assist2009.yaml`` (GRU 200, batch 32, windows of 200) and the same with
-``backbone: xlstm`` (fewer steps: its CPU reference is slow); the CNN of ``kt/configs/cnn_fashion_mnist.yaml``
+``backbone: xlstm`` (a 2-block stack of width 64, fewer steps: its CPU reference is slow); the CNN of
+``kt/configs/cnn_fashion_mnist.yaml``
 (batch 128). Data: ``DATA/assist2009/assist2009_updated_train1.csv`` / ``valid1.csv`` and the four
 Fashion-MNIST IDX files in ``DATA/fashion_mnist`` when present, else simulated students and synthetic images
-(a learnable bright bar whose row is the class): no downloads either way.
+(a learnable bright bar whose row is the class): no downloads either way. Last, "DKT xLSTM 7+1, one epoch":
+the default stack (7 mLSTM + 1 sLSTM blocks, width 200) trained for one whole epoch at each GPU precision,
+no CPU reference (a CPU epoch is ~110 s on one thread, docs/benchmarks.md#xlstm), its epoch's training time
+in the throughput column (``--no-xlstm-epoch`` leaves it out).
 
 Exit status: 0 when every run finished; 3 with one line on stderr when no CUDA GPU is visible (nothing is
 measured; ``--accelerator cpu`` runs the same table on the CPU, to check the script itself); 1 if a run failed
@@ -49,7 +54,7 @@ def meter(warmup: int, units):
 
     class Meter(Callback):
         def __init__(self) -> None:
-            self.seconds, self.count, self.step = 0.0, 0, 0
+            self.seconds, self.count, self.step, self.total = 0.0, 0, 0, 0.0
 
         def _sync(self, module) -> None:
             if module.device.type == "cuda":
@@ -62,6 +67,7 @@ def meter(warmup: int, units):
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
             self._sync(pl_module)
             self.step += 1
+            self.total += time.perf_counter() - self._start  # every step, the warm-up too
             if self.step > warmup:
                 self.seconds += time.perf_counter() - self._start
                 self.count += units(batch)
@@ -79,6 +85,7 @@ class Task:
     steps: int
     metric: str
     unit: str
+    epoch: bool = False  # one whole training epoch instead of ``steps``, GPU only
 
     def build(self, data_dir: Path | None, scratch: Path):
         from kt.tracing import DKT, Assist2009DataModule, SyntheticKTDataModule
@@ -87,7 +94,9 @@ class Task:
 
         if self.name.startswith("DKT"):
             model_args = config_args("dkt_assist2009", "model")
-            if "xLSTM" in self.name:
+            if "7+1" in self.name:
+                model_args.update(backbone="xlstm")  # DKT's defaults: 8 blocks, sLSTM last, width 200
+            elif "xLSTM" in self.name:
                 model_args.update(backbone="xlstm", xlstm_blocks=2, slstm_at=[1], emb_size=64, hidden_size=64)
             data_args = {k: v for k, v in config_args("dkt_assist2009", "data").items()
                          if k in ("seq_len", "eval_seq_len", "batch_size")}
@@ -141,7 +150,8 @@ def run(task: Task, accelerator: str, precision: str, data_dir: Path | None, scr
     model, data = task.build(data_dir, scratch)
     timer = meter(warmup, task.units)
     trainer = Trainer(
-        accelerator=accelerator, devices=1, precision=precision, max_steps=task.steps, max_epochs=-1,
+        accelerator=accelerator, devices=1, precision=precision, max_steps=-1 if task.epoch else task.steps,
+        max_epochs=1 if task.epoch else -1,
         limit_val_batches=1.0, val_check_interval=None, check_val_every_n_epoch=None, num_sanity_val_steps=0,
         logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
         callbacks=[timer],
@@ -152,6 +162,7 @@ def run(task: Task, accelerator: str, precision: str, data_dir: Path | None, scr
     metric = trainer.validate(model, datamodule=data, verbose=False)[0][task.metric]
     return {
         "rate": timer.count / timer.seconds if timer.seconds else float("nan"),
+        "epoch_seconds": timer.total,
         "memory": torch.cuda.max_memory_allocated() / 2**20 if accelerator == "gpu" else float("nan"),
         "metric": metric,
         "data": type(data).__name__ + ("" if task.name.startswith("DKT") else f" ({data.data_dir.name})"),
@@ -165,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=300, help="optimizer steps of DKT GRU and the CNN")
     parser.add_argument("--xlstm-steps", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=10, help="first steps left out of the throughput")
+    parser.add_argument("--no-xlstm-epoch", action="store_true", help="leave out the default xLSTM stack's epoch")
     parser.add_argument("--accelerator", choices=["gpu", "cpu"], default="gpu",
                         help="cpu: the same table on the CPU (precision 32 and bf16-mixed), to check the script")
     args = parser.parse_args(argv)
@@ -179,11 +191,13 @@ def main(argv: list[str] | None = None) -> int:
         Task("DKT xLSTM", args.xlstm_steps, "val/auc", "interactions/s"),
         Task("CNN", args.steps, "val/acc", "images/s"),
     ]
+    if args.accelerator == "gpu" and not args.no_xlstm_epoch:
+        tasks.append(Task("DKT xLSTM 7+1, one epoch", 0, "val/auc", "interactions/s", epoch=True))
     rows, failed = [], False
     with tempfile.TemporaryDirectory() as scratch:
         for task in tasks:
             try:
-                reference = run(task, "cpu", "32", args.data_dir, Path(scratch), args.warmup)
+                reference = None if task.epoch else run(task, "cpu", "32", args.data_dir, Path(scratch), args.warmup)
             except Exception:  # noqa: BLE001 - reported in the table, the other runs go on
                 traceback.print_exc()
                 reference, failed = None, True
@@ -200,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 delta = f"{result['metric'] - reference['metric']:+.4f}" if reference else "–"
                 memory = f"{result['memory']:,.0f} MiB" if args.accelerator == "gpu" else "–"
-                rows.append(f"| {task.name} | {precision} | {result['rate']:,.0f} {task.unit} | {memory} "
+                epoch = f"; epoch {result['epoch_seconds']:.1f} s" if task.epoch else ""
+                rows.append(f"| {task.name} | {precision} | {result['rate']:,.0f} {task.unit}{epoch} | {memory} "
                             f"| {task.metric} {result['metric']:.4f} | {delta} "
                             f"| {result['data']} |")
     table = "\n".join([
