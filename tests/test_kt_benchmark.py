@@ -58,6 +58,24 @@ def test_table_gives_mean_and_sample_std_and_counts_what_is_missing():
     assert "python x" in page
 
 
+def test_a_tuned_file_joins_the_cells_of_its_model_and_data_set(tmp_path, monkeypatch):
+    bench = load_benchmark()
+    monkeypatch.setattr(bench, "CONFIGS", tmp_path)
+    (tmp_path / "tuned").mkdir()
+    (tmp_path / "tuned" / "dkt_statics2011.yaml").write_text("model: {init_args: {lr: 0.01}}\n")
+
+    def command(dataset):
+        return bench.fit_command(dataset, "dkt_lstm", 1, 1, None, 10, False, tmp_path / "run", [])
+
+    tuned = command("statics2011")
+    # After the data and model configs, before the variant's own override (the core), so both apply.
+    start = tuned.index("model/dkt") + 1
+    assert tuned[start:start + 4] == ["--config", "tuned/dkt_statics2011", "--model.init_args.backbone", "lstm"]
+    assert "tuned/dkt_statics2011" not in command("assist2009")
+    assert bench.tuned_config("statics2011", "dkt_gru") == ["--config", "tuned/dkt_statics2011"]
+    assert bench.tuned_config("statics2011", "sakt") == []
+
+
 @pytest.mark.slow
 def test_benchmark_writes_a_row_per_cell_and_a_rerun_recomputes_nothing(tmp_path, monkeypatch):
     bench = load_benchmark()

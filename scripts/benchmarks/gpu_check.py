@@ -13,12 +13,13 @@ Markdown table and written to ``--out``.
 
 Models: the DKT of ``kt/configs/dkt_assist2009.yaml`` (GRU 200, batch 32, windows of 200) and the same with
 ``backbone: xlstm`` (a 2-block stack of width 64, fewer steps: its CPU reference is slow); the CNN of
-``kt/configs/cnn_fashion_mnist.yaml`` (batch 128). Data: ``DATA/assist2009/assist2009_updated_train1.csv`` / ``valid1.csv`` and the four
-Fashion-MNIST IDX files in ``DATA/fashion_mnist`` when present, else simulated students and synthetic images
-(a learnable bright bar whose row is the class): no downloads either way. Last, "DKT xLSTM 7+1, one epoch":
-the default stack (7 mLSTM + 1 sLSTM blocks, width 200) trained for one whole epoch at each GPU precision,
-no CPU reference (a CPU epoch is ~110 s on one thread, docs/benchmarks.md#xlstm), its epoch's training time
-in the throughput column (``--no-xlstm-epoch`` leaves it out).
+``kt/configs/cnn_fashion_mnist.yaml`` (batch 128). Data: ``DATA/assist2009/assist2009_updated_train1.csv`` /
+``valid1.csv`` and the four Fashion-MNIST IDX files in ``DATA/fashion_mnist`` when present, else simulated
+students and synthetic images (a learnable bright bar whose row is the class): no downloads either way.
+Last, "DKT xLSTM 7+1, one epoch": the default stack (7 mLSTM + 1 sLSTM blocks, width 200) trained for one
+whole epoch at each GPU precision, no CPU reference (a CPU epoch is ~110 s on one thread,
+docs/benchmarks.md#xlstm), its epoch's training time in the throughput column (``--no-xlstm-epoch`` leaves it
+out).
 
 Exit status: 0 when every run finished; 3 with one line on stderr when no CUDA GPU is visible (nothing is
 measured; ``--accelerator cpu`` runs the same table on the CPU, to check the script itself); 1 if a run failed

@@ -79,13 +79,17 @@ def append_row(path: Path, row: dict) -> None:
         os.fsync(handle.fileno())
 
 
+def tuned_config(dataset: str, model: str) -> list[str]:
+    """``--config tuned/<model config>_<dataset>`` where that file exists, else nothing."""
+    name = f"tuned/{MODELS[model][0]}_{dataset}"
+    return ["--config", name] if (CONFIGS / f"{name}.yaml").is_file() else []
+
+
 def fit_command(dataset, model, fold, seed, data_root, max_epochs, download, run_dir, extra) -> list[str]:
     config, overrides = MODELS[model]
-    tuned = CONFIGS / "tuned" / f"{config}_{dataset}.yaml"
     return [
         sys.executable, "-m", "kt", "fit",
-        "--config", f"data/{dataset}", "--config", f"model/{config}",
-        *(["--config", str(tuned)] if tuned.is_file() else []),
+        "--config", f"data/{dataset}", "--config", f"model/{config}", *tuned_config(dataset, model),
         *overrides,
         "--data.init_args.fold", str(fold),
         *(["--data.init_args.data_dir", str(Path(data_root) / dataset)] if data_root else []),
@@ -135,7 +139,7 @@ def run_cell(dataset, model, fold, seed, args, extra) -> dict:
         "val_auc": f"{result['val_auc']:.4f}", "val_acc": f"{result['val_acc']:.4f}",
         "best_epoch": result["best_epoch"], "epochs": result["epochs"],
         "seconds_per_epoch": f"{seconds / result['epochs']:.1f}", "seconds": f"{seconds:.0f}",
-        "overrides": shlex.join(extra),
+        "overrides": shlex.join([*tuned_config(dataset, model), *extra]),
     }
 
 
